@@ -1,0 +1,310 @@
+"""The backbone registry: which `keras.applications` model, how to feed it, where to cut it.
+
+Each entry names the constructor, the matching `preprocess_input`, the default and minimum
+input size, and the layers that end each block (the natural places to freeze up to or to cut
+the network). `load_backbone` builds the base without its ImageNet classifier and finds its
+ImageNet weights on disk before it ever tries a download.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+
+from tlkit.errors import suggest
+from tlkit.profiles import ASSETS_ENV, assets_dir, get_profile
+
+apps = keras.applications
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """What tlkit knows about one `keras.applications` backbone."""
+
+    name: str
+    constructor: Callable[..., keras.Model]
+    preprocess: Callable
+    default_size: int
+    min_size: int
+    blocks: tuple[str, ...]
+    weight_glob: str
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    imagenet_sizes: tuple[int, ...] = ()
+
+    def build(self, image_size: int, weights=None, **kwargs) -> keras.Model:
+        """Calls the constructor (no top) for square RGB images of `image_size`."""
+        return self.constructor(
+            include_top=False,
+            weights=weights,
+            input_shape=(image_size, image_size, 3),
+            **{**self.kwargs, **kwargs},
+        )
+
+
+def _mobilenet(alpha: float, alpha_text: str) -> BackboneSpec:
+    suffix = "" if alpha == 1.0 else f"_{alpha}"
+    return BackboneSpec(
+        name=f"mobilenet{suffix}",
+        constructor=apps.MobileNet,
+        preprocess=apps.mobilenet.preprocess_input,
+        default_size=224,
+        min_size=32,
+        blocks=("conv1_relu",) + tuple(f"conv_pw_{i}_relu" for i in range(1, 14)),
+        weight_glob=f"mobilenet_{alpha_text}_*_tf_no_top.h5",
+        kwargs={"alpha": alpha},
+        imagenet_sizes=(128, 160, 192, 224),
+    )
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in [
+        _mobilenet(0.25, "2_5"),
+        _mobilenet(0.5, "5_0"),
+        _mobilenet(1.0, "1_0"),
+        BackboneSpec(
+            name="mobilenet_v2",
+            constructor=apps.MobileNetV2,
+            preprocess=apps.mobilenet_v2.preprocess_input,
+            default_size=224,
+            min_size=32,
+            blocks=(
+                "expanded_conv_project_BN",
+                "block_2_add",
+                "block_5_add",
+                "block_9_add",
+                "block_12_add",
+                "block_15_add",
+                "block_16_project_BN",
+                "out_relu",
+            ),
+            weight_glob="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_*_no_top.h5",
+            imagenet_sizes=(96, 128, 160, 192, 224),
+        ),
+        BackboneSpec(
+            name="mobilenet_v3_small",
+            constructor=apps.MobileNetV3Small,
+            preprocess=apps.mobilenet_v3.preprocess_input,
+            default_size=224,
+            min_size=32,
+            # The last block ends at the model's output (its activation has no fixed name).
+            blocks=(
+                "expanded_conv_project_bn",
+                "expanded_conv_2_add",
+                "expanded_conv_5_add",
+                "expanded_conv_7_add",
+                "expanded_conv_10_add",
+            ),
+            weight_glob="weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5",
+            imagenet_sizes=(224,),
+        ),
+        BackboneSpec(
+            name="mobilenet_v3_large",
+            constructor=apps.MobileNetV3Large,
+            preprocess=apps.mobilenet_v3.preprocess_input,
+            default_size=224,
+            min_size=32,
+            blocks=(
+                "expanded_conv_add",
+                "expanded_conv_2_add",
+                "expanded_conv_5_add",
+                "expanded_conv_9_add",
+                "expanded_conv_11_add",
+                "expanded_conv_14_add",
+            ),
+            weight_glob="weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5",
+            imagenet_sizes=(224,),
+        ),
+        BackboneSpec(
+            name="efficientnet_b0",
+            constructor=apps.EfficientNetB0,
+            preprocess=apps.efficientnet.preprocess_input,
+            default_size=224,
+            min_size=32,
+            blocks=(
+                "block1a_project_bn",
+                "block2b_add",
+                "block3b_add",
+                "block4c_add",
+                "block5c_add",
+                "block6d_add",
+                "block7a_project_bn",
+                "top_activation",
+            ),
+            weight_glob="efficientnetb0_notop.h5",
+        ),
+        BackboneSpec(
+            name="resnet50",
+            constructor=apps.ResNet50,
+            preprocess=apps.resnet50.preprocess_input,
+            default_size=224,
+            min_size=32,
+            blocks=(
+                "conv1_relu",
+                "conv2_block3_out",
+                "conv3_block4_out",
+                "conv4_block6_out",
+                "conv5_block3_out",
+            ),
+            weight_glob="resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        ),
+        BackboneSpec(
+            name="densenet121",
+            constructor=apps.DenseNet121,
+            preprocess=apps.densenet.preprocess_input,
+            default_size=224,
+            min_size=32,
+            blocks=("conv1_relu", "pool2_pool", "pool3_pool", "pool4_pool", "relu"),
+            weight_glob="densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        ),
+        BackboneSpec(
+            name="vgg16",
+            constructor=apps.VGG16,
+            preprocess=apps.vgg16.preprocess_input,
+            default_size=224,
+            min_size=32,
+            blocks=tuple(f"block{i}_pool" for i in range(1, 6)),
+            weight_glob="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        ),
+    ]
+}
+
+
+def get_spec(name: str | BackboneSpec) -> BackboneSpec:
+    """The registry entry for `name`, with a suggestion when the name is unknown."""
+    if isinstance(name, BackboneSpec):
+        return name
+    if name not in BACKBONES:
+        raise ValueError(
+            f"Unknown backbone {name!r}.{suggest(name, BACKBONES)} "
+            f"Known backbones: {', '.join(BACKBONES)}."
+        )
+    return BACKBONES[name]
+
+
+def check_image_size(spec: BackboneSpec, image_size: int) -> None:
+    """Raises a clear error when `image_size` is below what the backbone accepts."""
+    if not isinstance(image_size, int) or image_size < spec.min_size:
+        raise ValueError(
+            f"{spec.name} needs images of at least {spec.min_size}x{spec.min_size} pixels, "
+            f"got image_size={image_size!r}. Resize the images up (e.g. image_size={spec.default_size}, "
+            f"its default) when you load the data."
+        )
+
+
+def weight_dirs() -> list[Path]:
+    """Where local ImageNet weight files are looked for, in order."""
+    dirs = []
+    assets = assets_dir(required=False)
+    if assets is not None:
+        dirs.append(assets / "weights")
+    keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    dirs.append(Path(keras_home) / "models")
+    return dirs
+
+
+def find_weight_file(spec: BackboneSpec, image_size: int) -> Path | None:
+    """A local no-top ImageNet weight file for `spec`, preferring the one made for `image_size`.
+
+    Without the classifier, a convolutional base has no size-dependent weights, so a file
+    saved at any input size loads at any other.
+    """
+    found = sorted(p for d in weight_dirs() if d.is_dir() for p in d.glob(spec.weight_glob))
+    exact = [p for p in found if f"_{image_size}_" in p.name]
+    return (exact or found or [None])[0]
+
+
+def load_backbone(
+    name: str | BackboneSpec,
+    image_size: int | None = None,
+    weights: str | os.PathLike | None = "imagenet",
+) -> keras.Model:
+    """Builds the base of a `keras.applications` model, without its classifier.
+
+    Args:
+        name: a registry name, e.g. `"mobilenet_0.25"` or `"efficientnet_b0"`.
+        image_size: square input size in pixels (default: the backbone's own).
+        weights: `"imagenet"` (local file first, download only in the full profile),
+            `None` for random initialisation, or the path of a weight file.
+    """
+    spec = get_spec(name)
+    image_size = image_size or spec.default_size
+    check_image_size(spec, image_size)
+    if weights is None:
+        return spec.build(image_size)
+    if weights != "imagenet":
+        path = Path(weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"Weight file {path} does not exist. Pass the path of a .h5/.weights.h5 file.")
+        return _build_from_file(spec, image_size, path)
+    local = find_weight_file(spec, image_size)
+    if local is not None:
+        return _build_from_file(spec, image_size, local)
+    if get_profile().name == "offline":
+        looked = ", ".join(str(d) for d in weight_dirs())
+        raise FileNotFoundError(
+            f"No ImageNet weight file for {spec.name} at {image_size}px (looked for {spec.weight_glob!r} "
+            f"in {looked}). The offline profile never downloads: put the file in ${ASSETS_ENV}/weights "
+            f"or $KERAS_HOME/models, or load it by path: load_backbone({spec.name!r}, {image_size}, "
+            f"weights='/path/to/file.h5'). Backbones with offline weights: {', '.join(offline_backbones()) or 'none'}."
+        )
+    from tlkit.network import require_network
+
+    require_network(f"ImageNet weights for {spec.name}")
+    return spec.build(image_size, weights="imagenet")
+
+
+def _build_from_file(spec: BackboneSpec, image_size: int, path: Path) -> keras.Model:
+    model = spec.build(image_size)
+    try:
+        model.load_weights(str(path))
+    except (ValueError, KeyError) as error:
+        raise ValueError(
+            f"The weight file {path} does not fit {spec.name}: {error}. "
+            f"Pass the no-top file made for this architecture ({spec.weight_glob})."
+        ) from error
+    return model
+
+
+def offline_backbones() -> list[str]:
+    """Registry names whose ImageNet weights are on this machine."""
+    return [name for name, spec in BACKBONES.items() if find_weight_file(spec, spec.default_size)]
+
+
+def block_ends(base: keras.Model, name: str | BackboneSpec) -> list[str]:
+    """The names of the layers that end each block of `base`, first to last."""
+    spec = get_spec(name)
+    ends = list(spec.blocks)
+    last = base.layers[-1].name
+    if ends[-1] != last:
+        ends.append(last)
+    return ends
+
+
+class BackbonePreprocessing(keras.layers.Layer):
+    """Applies a backbone's own `preprocess_input` inside the model.
+
+    Keeping it in the model means the model takes plain 0-255 RGB images everywhere:
+    in training, in evaluation and after `keras.models.load_model`.
+    """
+
+    def __init__(self, backbone: str, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self._preprocess = get_spec(backbone).preprocess
+
+    def call(self, images):
+        return self._preprocess(keras.ops.cast(images, self.compute_dtype))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "backbone": self.backbone}
+
+
+keras.saving.register_keras_serializable(package="tlkit")(BackbonePreprocessing)

@@ -1,0 +1,425 @@
+"""One loader for image folders, Fashion-MNIST files, tfds names and NumPy arrays.
+
+Loading happens in two steps. First an *index* is read: one cheap entry per image (a file
+path, encoded bytes or a small raw array) and its label. The seeded per-class split is made
+on that index, and only the chosen images are then decoded and resized, once, into uint8
+arrays. `to_tf` turns such an array set into a shuffled, batched, prefetched `tf.data`
+pipeline; Keras's `fit` also takes the arrays directly (as on the JAX backend).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from tlkit.profiles import assets_dir, get_profile
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+# Datasets with an offline copy in $TLKIT_ASSETS/datasets, and their tfds names online.
+LOCAL_DATASETS = {"caltech101": "caltech101", "fashion_mnist": "fashion-mnist"}
+
+
+@dataclasses.dataclass
+class ImageSet:
+    """Images as uint8 arrays `(n, size, size, 3)` with int32 labels and the class names."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def class_counts(self) -> np.ndarray:
+        """How many images each class has, in class order."""
+        return np.bincount(self.labels, minlength=self.num_classes)
+
+
+@dataclasses.dataclass
+class Splits:
+    """Train, validation and test sets that share one list of class names."""
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+    skipped: int = 0
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.train.class_names
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __repr__(self) -> str:
+        size = self.train.images.shape[1]
+        return (
+            f"Splits({self.num_classes} classes, {size}x{size} px: train {len(self.train)}, "
+            f"val {len(self.val)}, test {len(self.test)}"
+            + (f", {self.skipped} unreadable images skipped" if self.skipped else "")
+            + ")"
+        )
+
+
+@dataclasses.dataclass
+class _Index:
+    """One entry per image, not yet decoded: paths, encoded bytes or raw arrays."""
+
+    items: Sequence
+    labels: np.ndarray
+    class_names: list[str]
+
+
+# ---------------------------------------------------------------------------- indexes
+
+
+def index_image_folder(root: str | os.PathLike, classes: Sequence[str] | int | None = None) -> _Index:
+    """Indexes `root/<class>/<image>` (the Caltech-101 and `image_dataset_from_directory` layout).
+
+    `classes` picks class folders by name, or the `classes` largest ones by an int.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Image folder {root} does not exist. Pass a folder with one sub-folder per class.")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise ValueError(f"{root} has no class sub-folders. Lay the images out as {root}/<class name>/<image>.jpg.")
+    files = {p.name: sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS) for p in folders}
+    names = _choose_classes(files, classes, where=str(root))
+    empty = [n for n in names if not files[n]]
+    if empty:
+        raise ValueError(
+            f"Class folder(s) with no images in {root}: {', '.join(empty)}. "
+            f"Add images ({', '.join(IMAGE_EXTENSIONS)}) or remove the folder(s)."
+        )
+    items = [f for n in names for f in files[n]]
+    labels = np.concatenate([np.full(len(files[n]), i, np.int32) for i, n in enumerate(names)])
+    return _Index(items, labels, names)
+
+
+def _choose_classes(members: dict[str, Sequence], classes, where: str) -> list[str]:
+    known = sorted(members)
+    if classes is None:
+        return known
+    if isinstance(classes, int):
+        if not 2 <= classes <= len(known):
+            raise ValueError(f"classes={classes} but {where} has {len(known)} classes; ask for 2 to {len(known)}.")
+        largest = sorted(known, key=lambda n: (-len(members[n]), n))[:classes]
+        return sorted(largest)
+    unknown = [c for c in classes if c not in members]
+    if unknown:
+        from tlkit.errors import suggest
+
+        hint = suggest(unknown[0], known)
+        raise ValueError(f"Unknown class(es) {unknown} in {where}.{hint} Known classes: {', '.join(known)}.")
+    if len(set(classes)) < 2:
+        raise ValueError(f"A classifier needs at least 2 classes; got {list(classes)}.")
+    return list(classes)
+
+
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]  # fmt: skip
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Reads one (optionally gzipped) IDX file, the format of MNIST and Fashion-MNIST."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if data[:2] != b"\x00\x00" or data[2] != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes.")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def index_fashion_mnist(folder: str | os.PathLike | None = None) -> _Index:
+    """Indexes all 70,000 Fashion-MNIST images (train files first, then t10k)."""
+    if folder is None:
+        folder = _local_dataset_dir("fashion_mnist")
+    if folder is None:
+        images, labels = _download_fashion_mnist()
+    else:
+        folder = Path(folder)
+        parts = [
+            (read_idx(folder / f"{p}-images-idx3-ubyte.gz"), read_idx(folder / f"{p}-labels-idx1-ubyte.gz"))
+            for p in ("train", "t10k")
+        ]
+        images = np.concatenate([x for x, _ in parts])
+        labels = np.concatenate([y for _, y in parts])
+    return _Index(images, labels.astype(np.int32), list(FASHION_MNIST_CLASSES))
+
+
+def _download_fashion_mnist():
+    import keras
+
+    from tlkit.network import require_network
+
+    require_network("Fashion-MNIST")
+    (x, y), (xt, yt) = keras.datasets.fashion_mnist.load_data()
+    return np.concatenate([x, xt]), np.concatenate([y, yt])
+
+
+def index_tfds(name: str, split: str = "all", data_dir: str | None = None) -> _Index:
+    """Indexes a TensorFlow Datasets image classification dataset, without decoding its images."""
+    import tensorflow_datasets as tfds
+
+    builder = tfds.builder(name, data_dir=data_dir)
+    if not builder.is_prepared():
+        from tlkit.network import require_network
+
+        require_network(f"the tfds dataset {name!r}")
+        builder.download_and_prepare()
+    features = builder.info.features
+    image_key = next(k for k, f in features.items() if isinstance(f, tfds.features.Image))
+    label_key = next(k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel))
+    ds = builder.as_dataset(split=split, decoders={image_key: tfds.decode.SkipDecoding()})
+    items, labels = [], []
+    for example in tfds.as_numpy(ds):
+        items.append(example[image_key])
+        labels.append(example[label_key])
+    return _Index(items, np.asarray(labels, np.int32), list(features[label_key].names))
+
+
+def _local_dataset_dir(name: str) -> Path | None:
+    assets = assets_dir(required=get_profile().name == "offline")
+    if assets is None:
+        return None
+    folder = assets / "datasets" / LOCAL_DATASETS[name]
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is missing: $TLKIT_ASSETS should hold datasets/{LOCAL_DATASETS[name]}.")
+    return folder
+
+
+def index_source(source: str | os.PathLike, classes=None) -> _Index:
+    """Indexes `source`: an image folder, `"fashion_mnist"`, `"caltech101"`, or a tfds name."""
+    if isinstance(source, os.PathLike) or (isinstance(source, str) and os.sep in source):
+        return index_image_folder(source, classes)
+    if source == "fashion_mnist":
+        index = index_fashion_mnist()
+    elif source == "caltech101" and _local_dataset_dir("caltech101") is not None:
+        return index_image_folder(_local_dataset_dir("caltech101"), classes)
+    elif get_profile().name == "offline":
+        raise ValueError(
+            f"{source!r} is neither a folder nor a dataset with an offline copy ({', '.join(LOCAL_DATASETS)}). "
+            "The offline profile does not download: pass an image folder, or use TLKIT_PROFILE=full."
+        )
+    else:
+        index = index_tfds(source.removeprefix("tfds:"))
+    if classes is None:
+        return index
+    members = {n: np.flatnonzero(index.labels == i) for i, n in enumerate(index.class_names)}
+    names = _choose_classes(members, classes, where=str(source))
+    keep = np.concatenate([members[n] for n in names])
+    relabel = np.concatenate([np.full(len(members[n]), i, np.int32) for i, n in enumerate(names)])
+    items = index.items[keep] if isinstance(index.items, np.ndarray) else [index.items[i] for i in keep]
+    return _Index(items, relabel, names)
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def to_rgb_array(image: Image.Image, image_size: int) -> np.ndarray:
+    """Converts one PIL image to an RGB uint8 array of `image_size` x `image_size`."""
+    if image.format == "JPEG":
+        image.draft("RGB", (image_size, image_size))  # decode at a reduced scale: much faster
+    if image.mode in ("RGBA", "LA", "P"):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    image = image.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+    return np.asarray(image, np.uint8)
+
+
+def _decode(item, image_size: int) -> np.ndarray | None:
+    try:
+        if isinstance(item, np.ndarray):
+            image = Image.fromarray(item.squeeze() if item.ndim == 3 and item.shape[-1] == 1 else item)
+        elif isinstance(item, bytes):
+            image = Image.open(io.BytesIO(item))
+        else:
+            image = Image.open(item)
+        with image:
+            return to_rgb_array(image, image_size)
+    except (OSError, ValueError, SyntaxError):
+        return None
+
+
+def decode_images(items: Sequence, image_size: int, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decodes and resizes `items` in parallel; returns the images and the mask of readable ones."""
+    workers = workers or min(8, (os.cpu_count() or 1) + 2)
+    with ThreadPoolExecutor(workers) as pool:
+        decoded = list(pool.map(lambda item: _decode(item, image_size), items, chunksize=32))
+    ok = np.array([d is not None for d in decoded], bool)
+    images = np.stack([d for d in decoded if d is not None]) if ok.any() else np.zeros((0, image_size, image_size, 3), np.uint8)
+    return images, ok
+
+
+# ---------------------------------------------------------------------------- splitting
+
+
+def _per_class_counts(n: int, amount: int | float | None, role: str) -> int:
+    if amount is None:
+        return 0
+    if isinstance(amount, float):
+        if not 0 <= amount < 1:
+            raise ValueError(f"{role}={amount}: a fraction must be in [0, 1).")
+        return int(round(n * amount))
+    return int(amount)
+
+
+def split_index(
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    images_per_class: int | None,
+    val_per_class: int | float,
+    test_per_class: int | float,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded per-class split of an index into train, val and test positions.
+
+    The test images are drawn first, so the test set does not change when only
+    `images_per_class` changes: learning curves compare like with like.
+    """
+    rng = np.random.default_rng(seed)
+    train, val, test = [], [], []
+    for c, name in enumerate(class_names):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        n_test = _per_class_counts(len(members), test_per_class, "test_per_class")
+        n_val = _per_class_counts(len(members), val_per_class, "val_per_class")
+        left = len(members) - n_test - n_val
+        n_train = left if images_per_class is None else images_per_class
+        if n_train < 1 or n_train > left:
+            smallest = min((int((labels == k).sum()), n) for k, n in enumerate(class_names))
+            raise ValueError(
+                f"Class {name!r} has {len(members)} images: {n_test} test + {n_val} val leaves {left} for "
+                f"training, but images_per_class={images_per_class}. The smallest class here is "
+                f"{smallest[1]!r} with {smallest[0]}; lower images_per_class, val_per_class or test_per_class, "
+                "or choose other classes."
+            )
+        test.append(members[:n_test])
+        val.append(members[n_test : n_test + n_val])
+        train.append(members[n_test + n_val : n_test + n_val + n_train])
+    return tuple(np.sort(np.concatenate(part)).astype(np.int64) for part in (train, val, test))
+
+
+def load_dataset(
+    source: str | os.PathLike,
+    image_size: int | None = None,
+    classes: Sequence[str] | int | None = None,
+    images_per_class: int | None = None,
+    val_per_class: int | float = 0.1,
+    test_per_class: int | float = 0.2,
+    seed: int = 0,
+) -> Splits:
+    """Loads `source` into seeded train/val/test splits of RGB uint8 images.
+
+    Args:
+        source: an image folder (`root/<class>/<image>`), `"caltech101"`, `"fashion_mnist"`
+            (offline copies from `$TLKIT_ASSETS` in the offline profile), or a tfds name.
+        image_size: square size the images are resized to (default: the profile's).
+        classes: class names to keep, or an int for that many of the largest classes.
+        images_per_class: training images per class (default: all that are left).
+        val_per_class, test_per_class: per class, a count (int) or a fraction (float).
+        seed: fixes which images land in which split.
+    """
+    image_size = image_size or get_profile().image_size
+    index = index_source(source, classes)
+    positions = split_index(index.labels, index.class_names, images_per_class, val_per_class, test_per_class, seed)
+    parts, skipped = [], 0
+    for where in positions:
+        images, ok = decode_images([index.items[i] for i in where], image_size)
+        skipped += int((~ok).sum())
+        parts.append(ImageSet(images, index.labels[where][ok], list(index.class_names)))
+    if skipped:
+        warnings.warn(f"Skipped {skipped} unreadable or corrupt image file(s) in {source}.", stacklevel=2)
+    return Splits(*parts, skipped=skipped)
+
+
+def from_arrays(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None = None) -> ImageSet:
+    """Wraps NumPy images `(n, h, w[, c])` and integer labels as an `ImageSet`, checked.
+
+    Grayscale (no channel axis, or 1 channel) is repeated to RGB; a 4th (alpha) channel is
+    dropped with a warning; values must already be 0-255.
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4:
+        raise ValueError(f"Images must have shape (n, height, width[, channels]); got {images.shape}.")
+    channels = images.shape[-1]
+    if channels == 1:
+        images = np.repeat(images, 3, axis=-1)
+    elif channels == 4:
+        warnings.warn("Images have 4 channels (RGBA): the alpha channel is dropped.", stacklevel=2)
+        images = images[..., :3]
+    elif channels != 3:
+        raise ValueError(
+            f"Images have {channels} channels; ImageNet backbones take 3 (RGB). "
+            "Convert them to RGB (grayscale with 1 channel is converted for you)."
+        )
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels: pass one label per image.")
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError("Labels must be a 1-D array of integer class indices (not one-hot, not strings).")
+    num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(
+            f"Labels must lie in [0, {num_classes - 1}] for {num_classes} classes; "
+            f"found {labels.min()}..{labels.max()}. Pass class_names for every class, or fix the labels."
+        )
+    if num_classes < 2:
+        raise ValueError("A classifier needs at least 2 classes; the labels hold only one.")
+    names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+    return ImageSet(np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int32), names)
+
+
+# ---------------------------------------------------------------------------- pipelines
+
+
+def augmentation(strength: float = 0.1, seed: int | None = None):
+    """Light augmentation for photos, as Keras preprocessing layers applied to a batch."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(strength, seed=seed),
+            keras.layers.RandomZoom(strength, seed=seed),
+        ],
+        name="augmentation",
+    )
+
+
+def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=None, seed: int = 0):
+    """A `tf.data` pipeline over decoded images: shuffle, batch, augment per batch, prefetch.
+
+    The images are decoded and resized once, in memory, so nothing is re-read per epoch;
+    augmentation runs after batching on the batch, so it never gets cached.
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels))
+    if shuffle:
+        ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if augment is not None:
+        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

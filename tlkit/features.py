@@ -1,0 +1,98 @@
+"""Feature extraction: run a frozen base once, then train heads on the cached features.
+
+A frozen base gives the same output for the same image every epoch, so computing it
+every epoch (as `model.fit` on the whole model does) repeats the expensive part of the
+work. Extract once, and a head trains in a fraction of a second per epoch. What is lost:
+random augmentation, which would change the features every epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from tlkit.backbones import BackbonePreprocessing, get_spec
+from tlkit.train import History, compile_model
+
+
+def pooled(x, pooling: str):
+    """Pools a feature map to a vector: `avg`, `max`, or `grid` (avg + 2x2 avg cells, keeps layout)."""
+    if pooling == "avg":
+        return keras.layers.GlobalAveragePooling2D()(x)
+    if pooling == "max":
+        return keras.layers.GlobalMaxPooling2D()(x)
+    if pooling == "grid":
+        size = x.shape[1]
+        cells = keras.layers.AveragePooling2D(pool_size=max(1, size // 2), strides=max(1, size // 2))(x)
+        return keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.Flatten()(cells)])
+    raise ValueError(f"pooling must be 'avg', 'max' or 'grid'; got {pooling!r}.")
+
+
+def feature_extractor(
+    base: keras.Model,
+    backbone: str,
+    layers: Sequence[str] | None = None,
+    pooling: str = "avg",
+) -> keras.Model:
+    """Images (0-255) -> preprocess -> frozen `base` -> pooled features.
+
+    With `layers`, one output per named layer (one forward pass serves every cut point).
+    """
+    base.trainable = False
+    inputs = keras.Input(shape=base.input_shape[1:], name="images")
+    x = BackbonePreprocessing(get_spec(backbone).name, name="preprocess")(inputs)
+    if layers is None:
+        outputs = pooled(base(x, training=False), pooling)
+    else:
+        tap = keras.Model(base.input, [base.get_layer(name).output for name in layers], name=f"{base.name}_taps")
+        outputs = [pooled(t, pooling) for t in tap(x, training=False)]
+    return keras.Model(inputs, outputs, name=f"{base.name}_features")
+
+
+def extract(extractor: keras.Model, images: np.ndarray, batch_size: int = 64):
+    """Runs `extractor` once over `images` (no augmentation): the cached features."""
+    return extractor.predict(images, batch_size=batch_size, verbose=0)
+
+
+def head_model(num_features: int, num_classes: int, dropout: float = 0.2) -> keras.Model:
+    """The classifier head on its own: dropout and a softmax `Dense`, named like `build_classifier`'s."""
+    inputs = keras.Input(shape=(num_features,), name="features")
+    x = keras.layers.Dropout(dropout, name="dropout")(inputs) if dropout else inputs
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
+    return keras.Model(inputs, outputs, name="head_on_features")
+
+
+def train_head(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    val: tuple[np.ndarray, np.ndarray] | None = None,
+    epochs: int = 30,
+    learning_rate: float = 1e-3,
+    batch_size: int = 32,
+    dropout: float = 0.2,
+    verbose: int = 0,
+) -> tuple[keras.Model, History]:
+    """Trains a head on cached features; returns it and its history."""
+    from tlkit.model import check_labels
+
+    check_labels(labels, num_classes)
+    head = head_model(features.shape[-1], num_classes, dropout)
+    compile_model(head, learning_rate)
+    result = head.fit(
+        features, labels, validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose
+    )
+    return head, History({k: [float(v) for v in vals] for k, vals in result.history.items()})
+
+
+def copy_head(head: keras.Model, classifier: keras.Model) -> None:
+    """Puts a head trained on features into a full `build_classifier` model (layer `head`)."""
+    classifier.get_layer("head").set_weights(head.get_layer("head").get_weights())
+
+
+def accuracy(model: keras.Model, inputs, labels: np.ndarray, batch_size: int = 64) -> float:
+    """Top-1 accuracy of `model` on `inputs` (images or features)."""
+    predictions = model.predict(inputs, batch_size=batch_size, verbose=0)
+    return float(np.mean(np.argmax(predictions, axis=-1) == np.asarray(labels)))

@@ -1,0 +1,150 @@
+"""Putting a new head on a pretrained base, and choosing which of its layers learn.
+
+The lessons spell out the Keras mechanism themselves (`base.trainable = False`, the base
+called with `training=False`); these helpers do the same thing for the cases that take
+more than one line: unfreeze the top N blocks, freeze up to a layer, cut at a layer.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from tlkit.backbones import BackbonePreprocessing, block_ends, get_spec
+
+
+def build_classifier(
+    base: keras.Model,
+    num_classes: int,
+    backbone: str,
+    dropout: float = 0.2,
+    pooling: str = "avg",
+    augment: keras.layers.Layer | None = None,
+    name: str | None = None,
+) -> keras.Model:
+    """`inputs -> [augment] -> preprocess -> base(training=False) -> pool -> dropout -> Dense`.
+
+    The model takes 0-255 RGB images and returns class probabilities (float32 even under
+    mixed precision). The base runs with `training=False`, so its BatchNorm layers keep
+    their ImageNet statistics even when the base is unfrozen for fine-tuning.
+    """
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(f"num_classes must be an int of at least 2 (one output per class); got {num_classes!r}.")
+    if pooling not in ("avg", "max"):
+        raise ValueError(f"pooling must be 'avg' or 'max'; got {pooling!r}.")
+    inputs = keras.Input(shape=base.input_shape[1:], name="images")
+    x = augment(inputs) if augment is not None else inputs
+    x = BackbonePreprocessing(get_spec(backbone).name, name="preprocess")(x)
+    x = base(x, training=False)
+    pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
+    x = pool(name="pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
+    return keras.Model(inputs, outputs, name=name or f"{base.name}_classifier")
+
+
+def check_labels(labels, num_classes: int) -> None:
+    """Raises a clear error when integer labels do not fit `num_classes` outputs."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(
+            f"Labels run from {labels.min()} to {labels.max()}, but the model has {num_classes} outputs "
+            f"(labels 0..{num_classes - 1}). Build the head with num_classes={int(labels.max()) + 1} "
+            "or fix the labels."
+        )
+
+
+def freeze(model: keras.Model | keras.layers.Layer) -> None:
+    """Freezes every weight: the same as `model.trainable = False`."""
+    model.trainable = False
+
+
+def _layer_index(base: keras.Model, layer_name: str) -> int:
+    names = [layer.name for layer in base.layers]
+    if layer_name not in names:
+        from tlkit.errors import suggest
+
+        raise ValueError(
+            f"{base.name} has no layer {layer_name!r}.{suggest(layer_name, names)} "
+            "Use tlkit.block_ends(base, backbone) for the block boundaries."
+        )
+    return names.index(layer_name)
+
+
+def freeze_up_to(base: keras.Model, layer_name: str, train_batchnorm: bool = False) -> None:
+    """Freezes `base` up to and including `layer_name`; the layers after it learn.
+
+    BatchNorm layers stay frozen unless `train_batchnorm` is set: on small data their
+    batch statistics are noisy, and updating them wrecks the pretrained features.
+    """
+    stop = _layer_index(base, layer_name)
+    base.trainable = True
+    for i, layer in enumerate(base.layers):
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = i > stop and (train_batchnorm or not is_bn)
+
+
+def unfreeze_top(base: keras.Model, blocks: int, backbone: str, train_batchnorm: bool = False) -> None:
+    """Unfreezes the top `blocks` blocks of `base` (block boundaries from the registry)."""
+    ends = block_ends(base, backbone)
+    if not 0 <= blocks <= len(ends):
+        raise ValueError(f"{backbone} has {len(ends)} blocks; blocks={blocks} must be between 0 and {len(ends)}.")
+    if blocks == 0:
+        freeze(base)
+    elif blocks == len(ends):
+        first = base.layers[0].name  # the input layer: everything after it learns
+        freeze_up_to(base, first, train_batchnorm)
+    else:
+        freeze_up_to(base, ends[-blocks - 1], train_batchnorm)
+
+
+def cut(base: keras.Model, layer_name: str) -> keras.Model:
+    """The part of `base` from its input to `layer_name` (an earlier, more generic feature layer)."""
+    _layer_index(base, layer_name)
+    return keras.Model(base.input, base.get_layer(layer_name).output, name=f"{base.name}_to_{layer_name}")
+
+
+def count_params(weights) -> int:
+    return int(sum(int(w.numpy().size) if hasattr(w, "numpy") else int(keras.ops.size(w)) for w in weights))
+
+
+def trainable_report(model: keras.Model, max_rows: int = 12) -> str:
+    """A short table: trainable and frozen parameters, and which runs of layers learn.
+
+    BatchNorm layers are counted on a line of their own: a frozen BatchNorm layer also
+    runs in inference mode (it keeps its ImageNet statistics).
+    """
+    trainable = count_params(model.trainable_weights)
+    frozen = count_params(model.non_trainable_weights)
+    lines = [f"{model.name}: {trainable:,} trainable / {frozen:,} frozen parameters"]
+    runs, batchnorm = [], {"trainable": 0, "frozen": 0}
+    for layer in _leaf_layers(model):
+        if not layer.weights:
+            continue
+        state = "trainable" if layer.trainable_weights else "frozen"
+        if isinstance(layer, keras.layers.BatchNormalization):
+            batchnorm[state] += 1
+            continue
+        if runs and runs[-1][0] == state:
+            runs[-1][1].append(layer)
+        else:
+            runs.append((state, [layer]))
+    for state, group in runs[:max_rows]:
+        span = group[0].name if len(group) == 1 else f"{group[0].name} .. {group[-1].name}"
+        n = sum(count_params(layer.weights) for layer in group)
+        lines.append(f"  {state:9s} {len(group):4d} layers {n:>11,} params  {span}")
+    if len(runs) > max_rows:
+        lines.append(f"  ... {len(runs) - max_rows} more runs")
+    if any(batchnorm.values()):
+        lines.append(f"  BatchNorm: {batchnorm['frozen']} frozen (inference mode), {batchnorm['trainable']} trainable")
+    return "\n".join(lines)
+
+
+def _leaf_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer

@@ -1,0 +1,143 @@
+"""The figures the lessons show: samples, learning curves, confusion matrices, filters."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from tlkit.train import History
+
+
+def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], n: int = 16, title: str | None = None):
+    """A grid of `n` images with their class names."""
+    n = min(n, len(images))
+    cols = min(8, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images[:n], labels[:n]):
+        ax.imshow(image.astype("uint8"))
+        ax.set_title(str(class_names[int(label)])[:14], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(histories: Mapping[str, History] | History, metric: str = "accuracy", title: str | None = None):
+    """Train (dashed) and validation (solid) `metric` per epoch, one colour per run.
+
+    A vertical line marks where fine-tuning began in a two-phase run.
+    """
+    if isinstance(histories, History):
+        histories = {"": histories}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, history) in enumerate(histories.items()):
+        color = f"C{i}"
+        epochs = np.arange(1, history.epochs + 1)
+        if metric in history.history:
+            ax.plot(epochs, history.history[metric], "--", color=color, alpha=0.6, label=f"{name} train".strip())
+        if f"val_{metric}" in history.history:
+            ax.plot(epochs, history.history[f"val_{metric}"], "-o", color=color, ms=3, label=f"{name} val".strip())
+        if history.fine_tune_at:
+            ax.axvline(history.fine_tune_at + 0.5, color=color, ls=":", lw=1.5)
+            ax.text(history.fine_tune_at + 0.6, ax.get_ylim()[0], " fine-tune", color=color, va="bottom", fontsize=8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], title: str | None = None):
+    """A confusion matrix with counts; rows are true classes, columns predictions."""
+    k = len(class_names)
+    counts = np.zeros((k, k), int)
+    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    fig, ax = plt.subplots(figsize=(0.5 * k + 2.5, 0.5 * k + 2))
+    ax.imshow(counts, cmap="Blues")
+    ax.set_xticks(range(k), [str(c)[:12] for c in class_names], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(k), [str(c)[:12] for c in class_names], fontsize=8)
+    for i in range(k):
+        for j in range(k):
+            if counts[i, j]:
+                color = "white" if counts[i, j] > counts.max() / 2 else "black"
+                ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=7, color=color)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"accuracy {np.mean(np.asarray(y_true) == np.asarray(y_pred)):.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def worst_errors(images, y_true, probabilities, class_names, n: int = 8):
+    """The `n` wrong predictions made with the highest confidence."""
+    y_pred = probabilities.argmax(-1)
+    wrong = np.flatnonzero(y_pred != y_true)
+    wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]])][:n]
+    fig, axes = plt.subplots(1, max(1, len(wrong)), figsize=(2 * max(1, len(wrong)), 2.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong):
+        ax.imshow(images[i].astype("uint8"))
+        ax.set_title(
+            f"true {str(class_names[y_true[i]])[:10]}\npred {str(class_names[y_pred[i]])[:10]} "
+            f"{probabilities[i, y_pred[i]]:.2f}",
+            fontsize=7,
+        )
+    fig.tight_layout()
+    return fig
+
+
+def filters(kernel: np.ndarray, n: int = 32, title: str | None = None):
+    """First-layer convolution filters `(h, w, 3, out)` shown as small RGB images."""
+    n = min(n, kernel.shape[-1])
+    cols = min(8, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.9), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, ax in enumerate(axes.flat[:n]):
+        f = kernel[..., i]
+        f = (f - f.min()) / (np.ptp(f) + 1e-8)
+        ax.imshow(f if f.shape[-1] == 3 else f[..., 0], interpolation="nearest")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def feature_maps(maps: Mapping[str, np.ndarray], n: int = 8):
+    """The first `n` channels of one image's feature map at each named layer, one row per layer."""
+    fig, axes = plt.subplots(len(maps), n, figsize=(n * 1.2, len(maps) * 1.4), squeeze=False)
+    for row, (name, fmap) in zip(axes, maps.items()):
+        strongest = np.argsort(-fmap.mean(axis=(0, 1)))[:n]  # the most active channels
+        for ax, c in zip(row, strongest):
+            ax.imshow(fmap[..., c], cmap="viridis")
+            ax.axis("off")
+        row[0].set_title(f"{name} {fmap.shape[0]}x{fmap.shape[1]}x{fmap.shape[2]}", fontsize=8, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_by_depth(results: Mapping[str, Sequence[float]], layer_names: Sequence[str], title: str | None = None):
+    """Accuracy of a head at each cut point, one line per dataset."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, values in results.items():
+        ax.plot(range(len(values)), values, "-o", label=name)
+    ax.set_xticks(range(len(layer_names)), layer_names, rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel("cut after layer (shallow -> deep)")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

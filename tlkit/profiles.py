@@ -1,0 +1,140 @@
+"""Run profiles: `full` (GPU and internet) and `offline` (CPU, local assets).
+
+A notebook reads its profile from the `TLKIT_PROFILE` environment variable, so the
+test suite runs exactly the notebook a reader runs, only with smaller defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+
+from tlkit.errors import suggest
+
+PROFILE_ENV = "TLKIT_PROFILE"
+ASSETS_ENV = "TLKIT_ASSETS"
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Defaults for one way of running the lessons."""
+
+    name: str
+    image_size: int
+    batch_size: int
+    mixed_precision: bool
+    jit_compile: bool
+    description: str
+
+
+PROFILES = {
+    "full": Profile(
+        name="full",
+        image_size=224,
+        batch_size=64,
+        mixed_precision=True,
+        jit_compile=True,
+        description="GPU if present (mixed precision, XLA), tfds data, downloaded weights",
+    ),
+    "offline": Profile(
+        name="offline",
+        image_size=128,
+        batch_size=32,
+        mixed_precision=False,
+        jit_compile=False,
+        description="CPU-sized defaults, data and weights from TLKIT_ASSETS",
+    ),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Returns the profile `name`, or the one named by `$TLKIT_PROFILE` (default `full`)."""
+    name = name or os.environ.get(PROFILE_ENV) or "full"
+    if name not in PROFILES:
+        raise ValueError(
+            f"Unknown profile {name!r}.{suggest(name, PROFILES)} "
+            f"Known profiles: {', '.join(PROFILES)}. Set {PROFILE_ENV}=offline or full."
+        )
+    return PROFILES[name]
+
+
+def assets_dir(required: bool = True) -> Path | None:
+    """The folder named by `$TLKIT_ASSETS` (laid out like `shared/data`), checked."""
+    value = os.environ.get(ASSETS_ENV)
+    if not value:
+        if required:
+            raise RuntimeError(
+                f"The offline profile reads its data and weights from ${ASSETS_ENV}, which is not set. "
+                f"Point it at a folder with `weights/` and `datasets/` (e.g. `export {ASSETS_ENV}=../shared/data`), "
+                f"or use the full profile ({PROFILE_ENV}=full) on a machine with internet."
+            )
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"${ASSETS_ENV} points to {path}, which is not a folder. "
+            "Set it to the folder that holds `weights/` and `datasets/`."
+        )
+    return path
+
+
+def gpus() -> list:
+    """The visible GPUs (empty on a CPU-only machine)."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.config.list_physical_devices("GPU")
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [d for d in jax.devices() if d.platform == "gpu"]
+    return []
+
+
+def set_seed(seed: int) -> None:
+    """Seeds Python, NumPy and Keras; on a CPU-only TensorFlow also makes ops deterministic.
+
+    Two runs with the same seed then give the same metrics on the CPU. (On a GPU some
+    kernels have no deterministic version, so determinism is not forced there.)
+    """
+    import keras
+
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+    if keras.backend.backend() == "tensorflow" and not gpus():
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def setup(profile: Profile | str | None = None, seed: int | None = 0) -> Profile:
+    """Applies a profile: seeds, GPU memory growth, and mixed precision on a GPU.
+
+    Call it once at the top of a notebook, before building models.
+    """
+    import keras
+
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    found = gpus()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in found:
+            try:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:  # already initialised: growth can only be set before first use
+                pass
+    if profile.mixed_precision and found:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    else:
+        keras.mixed_precision.set_global_policy("float32")
+    if seed is not None:
+        set_seed(seed)
+    return profile
