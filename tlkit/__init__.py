@@ -17,6 +17,7 @@ from tlkit.model import (  # noqa: E402
     freeze,
     freeze_up_to,
     trainable_report,
+    unfreeze_all,
     unfreeze_top,
 )
 from tlkit.profiles import get_profile, set_seed, setup  # noqa: E402
@@ -53,5 +54,6 @@ __all__ = [
     "to_tf",
     "train_head",
     "trainable_report",
+    "unfreeze_all",
     "unfreeze_top",
 ]

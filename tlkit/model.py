@@ -24,8 +24,11 @@ def build_classifier(
     """`inputs -> [augment] -> preprocess -> base(training=False) -> pool -> dropout -> Dense`.
 
     The model takes 0-255 RGB images and returns class probabilities (float32 even under
-    mixed precision). The base runs with `training=False`, so its BatchNorm layers keep
-    their ImageNet statistics even when the base is unfrozen for fine-tuning.
+    mixed precision). The base is called with `training=False`, the Keras idiom; but in
+    Keras 3 `fit` passes `training=True` to every layer of the graph, the nested base
+    included (keras-team/keras#20285). What keeps a BatchNorm layer in inference mode, with
+    its ImageNet statistics, is `trainable=False`: the freezing helpers below keep BatchNorm
+    frozen unless asked (`train_batchnorm=True`).
     """
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int of at least 2 (one output per class); got {num_classes!r}.")
@@ -78,12 +81,21 @@ def freeze_up_to(base: keras.Model, layer_name: str, train_batchnorm: bool = Fal
 
     BatchNorm layers stay frozen unless `train_batchnorm` is set: on small data their
     batch statistics are noisy, and updating them wrecks the pretrained features.
+
+    Afterwards `base.trainable` is True, so a later `base.trainable = True` is skipped by
+    Keras (the value is unchanged) and leaves the frozen layers frozen; set it to False
+    first, or call `unfreeze_all(base)`.
     """
     stop = _layer_index(base, layer_name)
     base.trainable = True
     for i, layer in enumerate(base.layers):
         is_bn = isinstance(layer, keras.layers.BatchNormalization)
         layer.trainable = i > stop and (train_batchnorm or not is_bn)
+
+
+def unfreeze_all(base: keras.Model, train_batchnorm: bool = False) -> None:
+    """Every layer of `base` learns, BatchNorm included only if `train_batchnorm` is set."""
+    freeze_up_to(base, base.layers[0].name, train_batchnorm)  # the input layer: everything after it learns
 
 
 def unfreeze_top(base: keras.Model, blocks: int, backbone: str, train_batchnorm: bool = False) -> None:
@@ -94,8 +106,7 @@ def unfreeze_top(base: keras.Model, blocks: int, backbone: str, train_batchnorm:
     if blocks == 0:
         freeze(base)
     elif blocks == len(ends):
-        first = base.layers[0].name  # the input layer: everything after it learns
-        freeze_up_to(base, first, train_batchnorm)
+        unfreeze_all(base, train_batchnorm)
     else:
         freeze_up_to(base, ends[-blocks - 1], train_batchnorm)
 

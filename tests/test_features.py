@@ -1,0 +1,80 @@
+"""Cached features: extractor outputs, heads trained on features, and moving a head into the model."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+import tlkit
+
+BACKBONE = "mobilenet_0.25"
+LAYERS = ["conv_pw_3_relu", "conv_pw_13_relu"]  # at 64 px: 16x16x32 and 2x2x256 feature maps
+
+
+@pytest.fixture
+def base64():
+    return tlkit.load_backbone(BACKBONE, 64, weights=None)
+
+
+@pytest.mark.parametrize(
+    "pooling, widths",
+    [("avg", [32, 256]), ("max", [32, 256]), ("grid", [32 * 5, 256 * 5])],  # grid: global + 2x2 cells
+)
+def test_feature_extractor_shapes(base64, random_images, pooling, widths):
+    images = random_images(3, 64)
+    features = tlkit.extract(tlkit.feature_extractor(base64, BACKBONE, layers=LAYERS, pooling=pooling), images)
+    assert [f.shape for f in features] == [(3, w) for w in widths]
+    assert base64.trainable_weights == []  # an extractor freezes its base
+
+
+def test_grid_pooling_on_a_3x3_map(random_images):
+    base = tlkit.load_backbone(BACKBONE, 96, weights=None)  # last feature map 3x3x256
+    features = tlkit.extract(tlkit.feature_extractor(base, BACKBONE, pooling="grid"), random_images(2, 96))
+    assert features.shape == (2, 256 * (1 + 9))
+
+
+def test_pooled_features_are_the_pooled_feature_maps(live_base, random_images):
+    images = random_images(4, 32)
+    maps = keras.ops.convert_to_numpy(
+        tlkit.cut(live_base, "conv_pw_5_relu")(tlkit.BackbonePreprocessing(BACKBONE)(images))
+    )
+    for pooling, reduce in (("avg", np.mean), ("max", np.max)):
+        fx = tlkit.feature_extractor(live_base, BACKBONE, layers=["conv_pw_5_relu"], pooling=pooling)
+        np.testing.assert_allclose(tlkit.extract(fx, images), reduce(maps, axis=(1, 2)), rtol=1e-5, atol=1e-6)
+    whole = tlkit.extract(tlkit.feature_extractor(live_base, BACKBONE), images)
+    last = keras.ops.convert_to_numpy(live_base(tlkit.BackbonePreprocessing(BACKBONE)(images)))
+    np.testing.assert_allclose(whole, last.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
+
+
+def test_train_head_learns_a_separable_problem():
+    """Three Gaussian blobs in 16-D, centres 4 apart, unit noise: a linear head separates them.
+
+    Measured (seeds 0-4, lr 5e-2): validation accuracy 1.0 after 20 epochs in every run, and
+    0.98-1.0 from epoch 5 on. Threshold 0.95.
+    """
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 4 / np.sqrt(2), (3, 16))
+    labels = np.arange(120) % 3
+    x = (centres[labels] + rng.normal(size=(120, 16))).astype("float32")
+    head, history = tlkit.train_head(x[:60], labels[:60], 3, val=(x[60:], labels[60:]), epochs=20, learning_rate=5e-2)
+    assert history.epochs == 20
+    assert history.last("val_accuracy") >= 0.95
+    # Dropout is off at inference: the accuracy equals the last epoch's validation accuracy.
+    assert tlkit.accuracy(head, x[60:], labels[60:]) == pytest.approx(history.last("val_accuracy"))
+    assert history.history["loss"][-1] < history.history["loss"][0] / 2
+
+
+def test_copy_head_makes_the_classifier_equal_head_on_features(live_base, random_images):
+    images, labels = random_images(12, 32), np.arange(12) % 3
+    classifier = tlkit.build_classifier(live_base, 3, BACKBONE, dropout=0.5)
+    features = tlkit.extract(tlkit.feature_extractor(live_base, BACKBONE), images)
+    head, _ = tlkit.train_head(features, labels, 3, epochs=1, dropout=0.5)
+    dense = head.get_layer("head")  # weights far from the fresh classifier's, so that copying shows
+    dense.set_weights([np.random.default_rng(1).normal(0, 3, w.shape) for w in dense.get_weights()])
+    expected = head.predict(features, verbose=0)
+    assert expected.std(axis=0).max() > 1e-3  # the images do get different predictions
+    assert not np.allclose(classifier.predict(images, verbose=0), expected, atol=1e-3)  # before copying
+    tlkit.copy_head(head, classifier)
+    np.testing.assert_allclose(classifier.predict(images, verbose=0), expected, rtol=1e-4, atol=1e-6)
+    assert tlkit.accuracy(classifier, images, labels) == tlkit.accuracy(head, features, labels)

@@ -1,0 +1,74 @@
+"""Two-phase training: merged history, recompiling with the fine-tune learning rate, run folders."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+
+import numpy as np
+import pytest
+
+import tlkit
+from tlkit.train import History
+
+BACKBONE = "mobilenet_0.25"
+
+
+def test_history_addition():
+    head = History({"loss": [3.0, 2.0], "val_accuracy": [0.5, 0.6]})
+    tuned = History({"loss": [1.0], "val_accuracy": [0.8], "lr": [1e-5]})
+    merged = head + tuned
+    assert merged.history == {"loss": [3.0, 2.0, 1.0], "val_accuracy": [0.5, 0.6, 0.8], "lr": [None, None, 1e-5]}
+    assert merged.epochs == 3 and merged.fine_tune_at == 2
+    assert merged.best() == 0.8 and merged.last("loss") == 1.0
+    assert head.epochs == 2 and head.fine_tune_at is None and head.best("val_accuracy") == 0.6
+    assert History({}).epochs == 0
+
+
+@pytest.fixture
+def tiny_data(random_images):
+    data = tlkit.from_arrays(random_images(12), np.arange(12) % 2, ["even", "odd"])
+    return tlkit.to_tf(data, batch_size=6, shuffle=True), tlkit.to_tf(data, batch_size=6)
+
+
+def test_fit_two_phase(live_base, tiny_data):
+    model = tlkit.build_classifier(live_base, 2, BACKBONE, dropout=0)
+    seen = {}
+    start = {w.path: w.numpy().copy() for w in live_base.weights}
+
+    def unfreeze(base):
+        seen["learning_rate"] = float(model.optimizer.learning_rate)
+        seen["optimizer"] = model.optimizer
+        seen["weights"] = {w.path: w.numpy().copy() for w in base.weights}
+        tlkit.unfreeze_top(base, 1, BACKBONE)
+
+    history = tlkit.fit_two_phase(
+        model, live_base, *tiny_data, head_epochs=2, fine_tune_epochs=1, unfreeze=unfreeze,
+        head_learning_rate=1e-2, fine_tune_learning_rate=1e-4, verbose=0,
+    )  # fmt: skip
+    assert history.epochs == 3 and history.fine_tune_at == 2
+    assert set(history.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(v is not None for values in history.history.values() for v in values)
+
+    assert seen["learning_rate"] == pytest.approx(1e-2)  # phase one
+    assert model.optimizer is not seen["optimizer"]  # recompiled for phase two
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)
+    after = {w.path: w.numpy() for w in live_base.weights}
+    changed = {p for p in after if not np.array_equal(after[p], seen["weights"][p])}
+    assert changed == {"conv_dw_13/kernel", "conv_pw_13/kernel"}  # phase two: the unfrozen block only
+    assert all(np.array_equal(start[p], seen["weights"][p]) for p in start)  # phase one: base untouched
+
+
+def test_fit_with_workdir_logs_and_keeps_the_best_model(tiny_base, tiny_data, tmp_path):
+    model = tlkit.build_classifier(tiny_base, 2, BACKBONE)
+    tlkit.freeze(tiny_base)
+    tlkit.compile_model(model, 1e-2)
+    history = tlkit.fit(model, *tiny_data, epochs=2, workdir=tmp_path / "run", verbose=0)
+    with open(tmp_path / "run" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert {"accuracy", "loss", "val_accuracy", "val_loss"} <= set(rows[0])
+    assert history.epochs == 2
+    assert history.history["val_loss"] == pytest.approx([float(r["val_loss"]) for r in rows])
+    assert zipfile.is_zipfile(tmp_path / "run" / "best.keras")  # the .keras format is a zip archive
+    assert not (tmp_path / "run" / "backup").exists()  # a finished run leaves no backup to resume from
