@@ -9,6 +9,7 @@ ImageNet weights on disk before it ever tries a download.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -188,7 +189,7 @@ def get_spec(name: str | BackboneSpec) -> BackboneSpec:
 
 def check_image_size(spec: BackboneSpec, image_size: int) -> None:
     """Raises a clear error when `image_size` is below what the backbone accepts."""
-    if not isinstance(image_size, int) or image_size < spec.min_size:
+    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or image_size < spec.min_size:
         raise ValueError(
             f"{spec.name} needs images of at least {spec.min_size}x{spec.min_size} pixels, "
             f"got image_size={image_size!r}. Resize the images up (e.g. image_size={spec.default_size}, "
@@ -254,8 +255,17 @@ def load_backbone(
         )
     from tlkit.network import require_network
 
-    require_network(f"ImageNet weights for {spec.name}")
-    return spec.build(image_size, weights="imagenet")
+    by_path = (
+        f"If you have the weight file, load it by path: load_backbone({spec.name!r}, {image_size}, "
+        f"weights='/path/to/{spec.weight_glob.replace('*', str(image_size))}')."
+    )
+    require_network(f"ImageNet weights for {spec.name}", hint=by_path)
+    try:
+        return spec.build(image_size, weights="imagenet")
+    except Exception as error:
+        if "URL fetch failure" not in str(error):  # how keras.utils.get_file reports a failed download
+            raise
+        raise ConnectionError(f"Downloading ImageNet weights for {spec.name} failed ({error}). {by_path}") from error
 
 
 def _build_from_file(spec: BackboneSpec, image_size: int, path: Path) -> keras.Model:

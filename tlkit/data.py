@@ -66,6 +66,14 @@ class Splits:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def to_tf(self, batch_size: int = 32, augment=None, seed: int = 0):
+        """`(train, val, test)` as batched, prefetched `tf.data` pipelines (train shuffled, augmented)."""
+        return (
+            to_tf(self.train, batch_size, shuffle=True, augment=augment, seed=seed),
+            to_tf(self.val, batch_size),
+            to_tf(self.test, batch_size),
+        )
+
     def __repr__(self) -> str:
         size = self.train.images.shape[1]
         return (
@@ -121,6 +129,9 @@ def _choose_classes(members: dict[str, Sequence], classes, where: str) -> list[s
             raise ValueError(f"classes={classes} but {where} has {len(known)} classes; ask for 2 to {len(known)}.")
         largest = sorted(known, key=lambda n: (-len(members[n]), n))[:classes]
         return sorted(largest)
+    # Match names case-insensitively: Caltech-101's folders say "Leopards", its tfds labels "leopards".
+    by_lower = {k.lower(): k for k in known}
+    classes = [c if c in members else by_lower.get(str(c).lower(), c) for c in classes]
     unknown = [c for c in classes if c not in members]
     if unknown:
         from tlkit.errors import suggest
@@ -173,7 +184,14 @@ def _download_fashion_mnist():
     from tlkit.network import require_network
 
     require_network("Fashion-MNIST")
-    (x, y), (xt, yt) = keras.datasets.fashion_mnist.load_data()
+    try:
+        (x, y), (xt, yt) = keras.datasets.fashion_mnist.load_data()
+    except Exception as error:
+        if "URL fetch failure" not in str(error):
+            raise
+        from tlkit.network import OFFLINE_HINT
+
+        raise ConnectionError(f"Downloading Fashion-MNIST failed ({error}). {OFFLINE_HINT}") from error
     return np.concatenate([x, xt]), np.concatenate([y, yt])
 
 
@@ -181,12 +199,29 @@ def index_tfds(name: str, split: str = "all", data_dir: str | None = None) -> _I
     """Indexes a TensorFlow Datasets image classification dataset, without decoding its images."""
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared():
-        from tlkit.network import require_network
+    from tlkit.network import OFFLINE_HINT, require_network
 
+    if tfds.core.naming.parse_builder_name_kwargs(name)[0].namespace:  # huggingface:, kaggle: are online
         require_network(f"the tfds dataset {name!r}")
-        builder.download_and_prepare()
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)  # tfds 4.9 reads no network here
+    except tfds.core.registered.DatasetNotFoundError:
+        from tlkit.errors import suggest
+
+        known = tfds.list_builders(with_community_datasets=False)
+        raise ValueError(
+            f"No tfds dataset named {name!r}.{suggest(name, known)} See https://www.tensorflow.org/datasets/catalog, "
+            "or pass an image folder (root/<class>/<image>)."
+        ) from None
+    if not builder.is_prepared():
+        require_network(f"the tfds dataset {name!r}")
+        try:
+            builder.download_and_prepare()
+        except Exception as error:
+            raise RuntimeError(
+                f"Downloading the tfds dataset {name!r} failed: {str(error).strip()[:300]}. Retry later, or download "
+                f"it once elsewhere and pass data_dir; or use a local image folder. {OFFLINE_HINT}"
+            ) from error
     features = builder.info.features
     image_key = next(k for k, f in features.items() if isinstance(f, tfds.features.Image))
     label_key = next(k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel))
@@ -282,6 +317,8 @@ def _per_class_counts(n: int, amount: int | float | None, role: str) -> int:
         if not 0 <= amount < 1:
             raise ValueError(f"{role}={amount}: a fraction must be in [0, 1).")
         return int(round(n * amount))
+    if amount < 0:
+        raise ValueError(f"{role}={amount}: give a count of 0 or more, or a fraction in [0, 1).")
     return int(amount)
 
 
@@ -341,6 +378,9 @@ def load_dataset(
         seed: fixes which images land in which split.
     """
     image_size = image_size or get_profile().image_size
+    for name, value in (("image_size", image_size), ("images_per_class", images_per_class)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{name} must be a positive whole number; got {value!r}.")
     index = index_source(source, classes)
     positions = split_index(index.labels, index.class_names, images_per_class, val_per_class, test_per_class, seed)
     parts, skipped = [], 0
@@ -350,6 +390,12 @@ def load_dataset(
         parts.append(ImageSet(images, index.labels[where][ok], list(index.class_names)))
     if skipped:
         warnings.warn(f"Skipped {skipped} unreadable or corrupt image file(s) in {source}.", stacklevel=2)
+    empty = [n for n, count in zip(index.class_names, parts[0].class_counts()) if count == 0]
+    if empty:
+        raise ValueError(
+            f"No readable training image left for class(es) {', '.join(empty)} in {source} "
+            f"({skipped} unreadable file(s) skipped). Replace the broken files or leave the class out."
+        )
     return Splits(*parts, skipped=skipped)
 
 
@@ -395,17 +441,55 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
 
 
 def augmentation(strength: float = 0.1, seed: int | None = None):
-    """Light augmentation for photos, as Keras preprocessing layers applied to a batch."""
+    """Light augmentation for photos, as Keras preprocessing layers applied to a batch.
+
+    Inside a model on the JAX backend the layers are compiled with the rest of the step.
+    (Keras marks rotation and zoom as not XLA-compatible because TensorFlow's kernel is
+    not; on TensorFlow, `jit_compile=True` falls back to no XLA for a model holding them.)
+    """
     import keras
 
-    return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed),
-            keras.layers.RandomRotation(strength, seed=seed),
-            keras.layers.RandomZoom(strength, seed=seed),
-        ],
-        name="augmentation",
-    )
+    layers = [
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(strength, seed=seed),
+        keras.layers.RandomZoom(strength, seed=seed),
+    ]
+    if keras.backend.backend() == "jax":
+        for layer in layers:
+            layer.supports_jit = True  # JAX implements them with jittable ops
+    return keras.Sequential(layers, name="augmentation")
+
+
+def _augmented(ds, augment, seed: int):
+    """Maps `augment` over the batches in parallel, its random seeds drawn per batch.
+
+    Keras's random layers keep their seed in a variable. A `tf.data` map that updates a
+    variable is a stateful function, and under TensorFlow op determinism (`tlkit.set_seed`
+    on a CPU) it runs serially with prefetching turned off: the model then waits for every
+    batch. Fed the seeds from a seeded `Dataset.random` instead (inside a
+    `keras.StatelessScope`), the map is stateless: parallel, prefetched and reproducible.
+    """
+    import keras
+    import tensorflow as tf
+
+    def augment_batch(x, y):
+        return augment(x, training=True), y
+
+    states = []
+    if isinstance(augment, keras.layers.Layer) and keras.backend.backend() == "tensorflow":
+        if not augment.built:
+            augment.build(ds.element_spec[0].shape)
+        states = [v for v in augment.variables if v.path.endswith("seed_generator_state")]
+    if not states:  # no seed variables to feed: map `augment` as it is
+        return ds.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def augment_seeded(batch, seeds):
+        seeds = tf.reshape(tf.cast(seeds, states[0].dtype), (len(states), 2))
+        with keras.StatelessScope(state_mapping=list(zip(states, tf.unstack(seeds)))):
+            return augment_batch(*batch)
+
+    seeds = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).batch(2 * len(states))
+    return tf.data.Dataset.zip(ds, seeds).map(augment_seeded, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=None, seed: int = 0):
@@ -421,5 +505,7 @@ def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=N
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment is not None:
-        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+        ds = _augmented(ds, augment, seed)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds._tlkit_labels = data.labels  # so that tlkit.fit checks every label before training
+    return ds

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import keras
 
+from tlkit.checks import check_training_data
+from tlkit.memory import batch_size_hint
+
 
 @dataclasses.dataclass
 class History:
@@ -63,8 +66,9 @@ def training_callbacks(workdir: str | Path | None, monitor: str = "val_accuracy"
     if not resuming and log.exists():
         log.unlink()  # a finished or never-started run: start the log afresh
     best_so_far = max(read_log(log).get(monitor, []) or [None], key=lambda v: -1 if v is None else v)
+    # The backup goes last: a run killed before it finishes repeats the epoch, and `read_log`
+    # keeps the repeat's row, instead of skipping an epoch the log never saw.
     callbacks += [
-        keras.callbacks.BackupAndRestore(str(workdir / "backup")),
         keras.callbacks.CSVLogger(str(log), append=True),
         keras.callbacks.ModelCheckpoint(
             str(workdir / "best.keras"),
@@ -73,6 +77,7 @@ def training_callbacks(workdir: str | Path | None, monitor: str = "val_accuracy"
             save_best_only=True,
             initial_value_threshold=best_so_far,
         ),
+        keras.callbacks.BackupAndRestore(str(workdir / "backup")),
     ]
     return callbacks
 
@@ -84,6 +89,9 @@ def read_log(path: str | Path) -> dict[str, list[float]]:
         return {}
     with path.open() as f:
         rows = list(csv.DictReader(f))
+    if rows and "epoch" in rows[0]:
+        # An epoch logged twice (killed after logging, before its backup) keeps its last row.
+        rows = sorted({int(r["epoch"]): r for r in rows}.values(), key=lambda r: int(r["epoch"]))
     return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != "epoch"}
 
 
@@ -100,15 +108,25 @@ def fit(
 ) -> History:
     """`model.fit` with the standard callbacks; the history covers resumed epochs too."""
     monitor = "val_accuracy" if val is not None else "accuracy"
-    result = model.fit(
-        train,
-        validation_data=val,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        callbacks=training_callbacks(workdir, monitor, patience) + list(fit_kwargs.pop("callbacks", [])),
-        verbose=verbose,
-        **fit_kwargs,
-    )
+    if not hasattr(train, "__array__"):  # a tf.data pipeline or PyDataset shuffles itself
+        fit_kwargs.setdefault("shuffle", False)
+    batch_size = check_training_data(model, train, val, fit_kwargs.get("y")) or fit_kwargs.get("batch_size")
+    # Keras keeps the epoch that BackupAndRestore restored on the model (`_initial_epoch`) and
+    # starts every later `fit` there; clear it so each call starts where it is told to.
+    model._initial_epoch = None
+    try:
+        with batch_size_hint(batch_size):
+            result = model.fit(
+                train,
+                validation_data=val,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                callbacks=training_callbacks(workdir, monitor, patience) + list(fit_kwargs.pop("callbacks", [])),
+                verbose=verbose,
+                **fit_kwargs,
+            )
+    finally:
+        model._initial_epoch = None
     logged = read_log(Path(workdir) / "log.csv") if workdir is not None else {}
     return History(logged or {k: [float(v) for v in vals] for k, vals in result.history.items()})
 

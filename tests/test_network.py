@@ -1,0 +1,146 @@
+"""Without a network, every download tlkit starts fails fast with the offline route.
+
+The sockets are cut inside the test process (and every downloader is replaced by a
+tripwire), so these tests behave the same on a laptop with internet and in an offline CI.
+"""
+
+import socket
+import time
+
+import pytest
+
+import tlkit
+from tlkit import data, network
+
+# A download that fails must say so within ~10 s (tfds alone retries for ~200 s); the
+# network check's own deadline is 5 s, so 15 s leaves room for a loaded CI machine.
+FAIL_FAST_S = 15
+
+
+def _refuse(*args, **kwargs):
+    raise OSError("network unreachable (cut by the test)")
+
+
+def _tripwire(*args, **kwargs):
+    raise AssertionError("a download started: the network check should have stopped it")
+
+
+@pytest.fixture
+def no_network(monkeypatch, tmp_path):
+    """No sockets, no downloaders, no local weights or assets, and the full profile."""
+    monkeypatch.setattr(socket, "getaddrinfo", _refuse)
+    monkeypatch.setattr(socket.socket, "connect", _refuse)
+    monkeypatch.setattr(socket, "create_connection", _refuse)
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", _tripwire)
+    monkeypatch.setattr("keras.src.datasets.fashion_mnist.get_file", _tripwire)
+    monkeypatch.setenv("TLKIT_PROFILE", "full")
+    monkeypatch.delenv("TLKIT_ASSETS", raising=False)
+    monkeypatch.delenv("TLKIT_NO_NETWORK", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    return tmp_path
+
+
+def _assert_offline_message(error: Exception) -> None:
+    text = str(error)
+    assert "TLKIT_ASSETS" in text and "KERAS_HOME" in text, text
+
+
+def test_imagenet_weights_fail_fast_without_network(no_network):
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError) as info:
+        tlkit.load_backbone("mobilenet_v2", 96)
+    assert time.perf_counter() - start < FAIL_FAST_S
+    _assert_offline_message(info.value)
+    assert "weights='/path/to/" in str(info.value)  # how to load a local file instead
+
+
+def test_failed_weight_download_says_how_to_load_by_path(no_network, monkeypatch):
+    # The network answers, but the file does not come (a 404, a proxy): no Keras traceback.
+    monkeypatch.setattr(network, "network_available", lambda *a, **k: True)
+
+    def not_found(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: 404 -- Not Found")
+
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", not_found)
+    with pytest.raises(ConnectionError, match="Downloading ImageNet weights for mobilenet_0.25 failed") as info:
+        tlkit.load_backbone("mobilenet_0.25", 128)
+    assert "weights='/path/to/mobilenet_2_5_128_tf_no_top.h5'" in str(info.value)
+
+
+def test_fashion_mnist_download_fails_fast_without_network(no_network):
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError) as info:
+        tlkit.load_dataset("fashion_mnist", 32)
+    assert time.perf_counter() - start < FAIL_FAST_S
+    _assert_offline_message(info.value)
+
+
+def test_tfds_download_fails_fast_without_network(no_network, monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    # mock_data replaces download_and_prepare with a no-op and serves fake examples, so
+    # even with a network this test never downloads; the check must still refuse first.
+    with tfds.testing.mock_data(num_examples=4):
+        monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", _tripwire)
+        start = time.perf_counter()
+        with pytest.raises(ConnectionError) as info:
+            tlkit.load_dataset("cats_vs_dogs", 32)
+        assert time.perf_counter() - start < FAIL_FAST_S
+    _assert_offline_message(info.value)
+    assert "cats_vs_dogs" in str(info.value)
+
+
+def test_tfds_code_path_runs_offline_with_mock_data(no_network, monkeypatch):
+    """The full profile's tfds route, end to end, with fake examples and no download."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    checked = []
+    monkeypatch.setattr(network, "network_available", lambda *a, **k: checked.append(True) or True)
+    with tfds.testing.mock_data(num_examples=12):
+        splits = tlkit.load_dataset("cats_vs_dogs", 32, val_per_class=0, test_per_class=1)
+    assert checked, "the dataset is not prepared, so the network must be checked before download_and_prepare"
+    assert splits.class_names == ["cat", "dog"]
+    assert len(splits.train) + len(splits.test) == 12
+    assert splits.train.images.shape[1:] == (32, 32, 3)
+
+
+def test_tfds_community_dataset_fails_fast_without_network(no_network):
+    pytest.importorskip("tensorflow_datasets")
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match="huggingface:beans") as info:
+        data.index_tfds("huggingface:beans")
+    assert time.perf_counter() - start < FAIL_FAST_S
+    _assert_offline_message(info.value)
+
+
+def test_unknown_tfds_name_suggests_the_closest(no_network):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(ValueError, match="Did you mean 'cats_vs_dogs'"):
+        data.index_tfds("cats_vs_dog")
+
+
+def test_offline_profile_never_checks_the_network(monkeypatch, tmp_path):
+    monkeypatch.setenv("TLKIT_PROFILE", "offline")
+    monkeypatch.setenv("TLKIT_ASSETS", str(tmp_path))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(network, "network_available", _tripwire)
+    with pytest.raises(ValueError, match="offline profile does not download"):
+        tlkit.load_dataset("cats_vs_dogs", 32)
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        tlkit.load_backbone("mobilenet_v2", 96)
+
+
+def test_network_check_has_a_deadline(monkeypatch):
+    # A name lookup that hangs (an unreachable DNS server) is not bounded by the socket
+    # timeout; the check's own deadline must still answer within `timeout`.
+    monkeypatch.delenv("TLKIT_NO_NETWORK", raising=False)
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30) or _refuse())
+    start = time.perf_counter()
+    assert not network.network_available(timeout=1.0)
+    assert time.perf_counter() - start < 3
+
+
+def test_no_network_variable_refuses_every_download(monkeypatch):
+    monkeypatch.setattr(socket, "create_connection", _tripwire)
+    monkeypatch.setenv("TLKIT_NO_NETWORK", "1")
+    with pytest.raises(ConnectionError, match="TLKIT_NO_NETWORK is set") as info:
+        network.require_network("the test file")
+    _assert_offline_message(info.value)
