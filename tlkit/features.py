@@ -18,16 +18,21 @@ from tlkit.train import History, compile_model
 
 
 def pooled(x, pooling: str):
-    """Pools a feature map to a vector: `avg`, `max`, or `grid` (avg + 2x2 avg cells, keeps layout)."""
+    """Pools a feature map to a vector: `avg`, `max`, or `grid` (keeps layout).
+
+    `grid` is the global average followed by the averages of cells half the map's size:
+    2x2 cells on most maps, 3x3 on a 3x3 map (96 px into a 32x-downsampling base), one on 1x1.
+    `grid4` is the same with cells a quarter of the map's size (4x4 cells on maps of 4 px and more).
+    """
     if pooling == "avg":
         return keras.layers.GlobalAveragePooling2D()(x)
     if pooling == "max":
         return keras.layers.GlobalMaxPooling2D()(x)
-    if pooling == "grid":
-        size = x.shape[1]
-        cells = keras.layers.AveragePooling2D(pool_size=max(1, size // 2), strides=max(1, size // 2))(x)
+    if pooling in ("grid", "grid4"):  # grid4: cells a quarter of the map's size (4x4), finer for early maps
+        step = max(1, x.shape[1] // (2 if pooling == "grid" else 4))
+        cells = keras.layers.AveragePooling2D(pool_size=step, strides=step)(x)
         return keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.Flatten()(cells)])
-    raise ValueError(f"pooling must be 'avg', 'max' or 'grid'; got {pooling!r}.")
+    raise ValueError(f"pooling must be 'avg', 'max', 'grid' or 'grid4'; got {pooling!r}.")
 
 
 def feature_extractor(
@@ -52,8 +57,18 @@ def feature_extractor(
 
 
 def extract(extractor: keras.Model, images: np.ndarray, batch_size: int = 64):
-    """Runs `extractor` once over `images` (no augmentation): the cached features."""
-    return extractor.predict(images, batch_size=batch_size, verbose=0)
+    """Runs `extractor` once over `images` (no augmentation): the cached features.
+
+    The images are padded to whole batches, so the model is traced for one batch shape
+    only (a smaller last batch would cost a second trace, about a third of a pass).
+    """
+    n = len(images)
+    batch_size = max(1, min(batch_size, n))
+    padding = -n % batch_size
+    if padding:
+        images = np.concatenate([images, np.zeros((padding, *images.shape[1:]), images.dtype)])
+    features = extractor.predict(images, batch_size=batch_size, verbose=0)
+    return [f[:n] for f in features] if isinstance(features, list) else features[:n]
 
 
 def head_model(num_features: int, num_classes: int, dropout: float = 0.2) -> keras.Model:
@@ -81,6 +96,7 @@ def train_head(
     check_labels(labels, num_classes)
     head = head_model(features.shape[-1], num_classes, dropout)
     compile_model(head, learning_rate)
+    head.steps_per_execution = -(-len(features) // batch_size)  # one call per epoch, not one per step
     result = head.fit(
         features, labels, validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose
     )
