@@ -245,7 +245,8 @@ def _local_dataset_dir(name: str) -> Path | None:
 
 def index_source(source: str | os.PathLike, classes=None) -> _Index:
     """Indexes `source`: an image folder, `"fashion_mnist"`, `"caltech101"`, or a tfds name."""
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and os.sep in source):
+    is_tfds = isinstance(source, str) and source.startswith("tfds:")  # e.g. "tfds:eurosat/rgb" (a config name)
+    if not is_tfds and (isinstance(source, os.PathLike) or (isinstance(source, str) and os.sep in source)):
         return index_image_folder(source, classes)
     if source == "fashion_mnist":
         index = index_fashion_mnist()
