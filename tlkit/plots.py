@@ -44,7 +44,9 @@ def learning_curves(histories: Mapping[str, History] | History, metric: str = "a
             ax.plot(epochs, history.history[f"val_{metric}"], "-o", color=color, ms=3, label=f"{name} val".strip())
         if history.fine_tune_at:
             ax.axvline(history.fine_tune_at + 0.5, color=color, ls=":", lw=1.5)
-            ax.text(history.fine_tune_at + 0.6, ax.get_ylim()[0], " fine-tune", color=color, va="bottom", fontsize=8)
+            # y in axes coordinates: the label stays at the bottom when later runs widen the y range
+            ax.text(history.fine_tune_at + 0.6, 0.01, " fine-tune", color=color, va="bottom", fontsize=8,
+                    transform=ax.get_xaxis_transform())
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
@@ -139,5 +141,96 @@ def accuracy_by_depth(results: Mapping[str, Sequence[float]], layer_names: Seque
     ax.legend()
     if title:
         ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def projection(points: Mapping[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str], title: str | None = None):
+    """2-D points (e.g. a PCA of features), one panel per entry of `points`, coloured by class."""
+    fig, axes = plt.subplots(1, len(points), figsize=(4.2 * len(points) + 1.6, 4), squeeze=False)
+    labels = np.asarray(labels)
+    cmap = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
+    for ax, (name, xy) in zip(axes.flat, points.items()):
+        for c, class_name in enumerate(class_names):
+            ax.scatter(*xy[labels == c].T, s=12, color=cmap(c % cmap.N), label=str(class_name)[:14])
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes.flat[-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=1.5)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def retrieval(
+    query_images: np.ndarray,
+    gallery_images: np.ndarray,
+    neighbours: np.ndarray,
+    query_labels: np.ndarray,
+    gallery_labels: np.ndarray,
+    class_names: Sequence[str],
+    title: str | None = None,
+):
+    """Each query image (left) and its nearest gallery images; green titles share the query's class."""
+    rows, k = neighbours.shape
+    fig, axes = plt.subplots(rows, k + 1, figsize=(1.5 * (k + 1), 1.7 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, q in enumerate(range(rows)):
+        axes[row, 0].imshow(query_images[q].astype("uint8"))
+        axes[row, 0].set_title(f"query\n{str(class_names[query_labels[q]])[:12]}", fontsize=7, fontweight="bold")
+        for col, g in enumerate(neighbours[q], start=1):
+            same = gallery_labels[g] == query_labels[q]
+            axes[row, col].imshow(gallery_images[g].astype("uint8"))
+            axes[row, col].set_title(str(class_names[gallery_labels[g]])[:12], fontsize=7, color="green" if same else "red")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_bars(results: Mapping[str, float], chance: float | None = None, title: str | None = None):
+    """One horizontal bar per named run, its accuracy written beside it; a dotted line at chance."""
+    names = list(results)
+    values = [results[n] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(names) + 1.2))
+    bars = ax.barh(range(len(names)), values, color=[f"C{i}" for i in range(len(names))])
+    ax.set_yticks(range(len(names)), names, fontsize=9)
+    ax.invert_yaxis()
+    for bar, value in zip(bars, values):
+        ax.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2, f"{value:.3f}", va="center", fontsize=9)
+    if chance is not None:
+        ax.axvline(chance, color="gray", ls=":", lw=1.5)
+        ax.text(chance, len(names) - 0.45, " chance", color="gray", fontsize=8)
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("test accuracy")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_by_size(panels: Mapping[str, object], title: str | None = None):
+    """Learning curves side by side: test accuracy against training images per class (log scale).
+
+    `panels` maps a dataset name to `tlkit.curves.Curves` (`sizes`, `accuracy` per strategy, `chance`).
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4), squeeze=False, sharey=True)
+    for ax, (name, curves) in zip(axes.flat, panels.items()):
+        for i, (strategy, values) in enumerate(curves.accuracy.items()):
+            ax.plot(curves.sizes, values, "-o", color=f"C{i}", ms=4, label=strategy.replace("_", " "))
+        ax.axhline(curves.chance, color="gray", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_xticks(curves.sizes, [str(s) for s in curves.sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("training images per class")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+    axes.flat[0].set_ylabel("test accuracy")
+    axes.flat[0].set_ylim(0, 1.02)
+    axes.flat[-1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
