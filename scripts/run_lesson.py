@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.notebook.is_file():
         parser.error(f"{args.notebook} does not exist")
 
+    if os.environ.get("TLKIT_ASSETS"):  # the kernel runs in notebooks/: make a relative path absolute
+        os.environ["TLKIT_ASSETS"] = str(Path(os.environ["TLKIT_ASSETS"]).resolve())
     os.environ.setdefault("TLKIT_PROFILE", "offline" if os.environ.get("TLKIT_ASSETS") else "full")
     print(f"Running {args.notebook} with the {os.environ['TLKIT_PROFILE']} profile ...", flush=True)
     notebook = nbformat.read(args.notebook, as_version=4)
