@@ -8,6 +8,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tlkit.advise import Advice, advise  # noqa: E402
 from tlkit.backbones import BACKBONES, BackbonePreprocessing, block_ends, get_spec, load_backbone  # noqa: E402
 from tlkit.data import ImageSet, Splits, augmentation, from_arrays, load_dataset, to_tf  # noqa: E402
 from tlkit.features import accuracy, copy_head, extract, feature_extractor, train_head  # noqa: E402
@@ -26,12 +27,14 @@ from tlkit.train import History, compile_model, fit, fit_two_phase  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "Advice",
     "BACKBONES",
     "BackbonePreprocessing",
     "History",
     "ImageSet",
     "Splits",
     "accuracy",
+    "advise",
     "augmentation",
     "block_ends",
     "build_classifier",

@@ -1,0 +1,224 @@
+"""Which quadrant of the transfer-learning table is a dataset in? Measure it, do not guess.
+
+Two numbers decide it:
+
+- *images per class*: counted. "Large" starts where fine-tuning beat the frozen base in the
+  learning curves of `05_choosing_a_strategy` (`SMALL_BELOW`).
+- *domain distance*: how far the target images' activations lie from the statistics the
+  pretrained network saw on ImageNet. Every BatchNormalization layer stores the running
+  mean and variance of its input over ImageNet; the distance compares them, channel by
+  channel, with the same statistics over a sample of the target images (the squared
+  2-Wasserstein distance between the two Gaussians, in units of the ImageNet variance),
+  averaged over channels and layers. It needs no labels and no reference photos: the
+  reference is inside the weights.
+
+The threshold between "similar" and "different" is calibrated per backbone (`CALIBRATION`),
+from measured runs on Caltech-101 (similar) and Fashion-MNIST (different).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from tlkit.backbones import BackbonePreprocessing, get_spec, load_backbone
+from tlkit.data import ImageSet, Splits
+
+# Training images per class from which a dataset counts as "large". Measured in the learning curves of
+# lesson 05 (mobilenet_0.25, 64 px, 5 classes, 8 fine-tuning epochs, sizes 5-100 per class): on Caltech-101
+# no fine-tuning strategy beat the frozen base by more than 2 points below 100 images per class (fine-tuning
+# all first came out ahead at 100: 0.973 vs 0.960), and with 10 classes it did not up to 50.
+SMALL_BELOW = 100
+
+# Per backbone: (image size the distance is measured at, threshold, what it was calibrated on).
+# mobilenet_0.25 at 96 px, samples of 50 and 200 images, 5 seeds x 2 load sizes: Caltech-101 (10 random
+# classes a seed, loaded at 64 and 128 px) 0.132-0.183; Fashion-MNIST (10 classes, loaded at 28 and 64 px)
+# 0.317-0.337. The threshold is the midpoint of the gap between the two ranges.
+CALIBRATION = {
+    "mobilenet_0.25": (96, 0.25, "Caltech-101 0.132-0.183 (similar), Fashion-MNIST 0.317-0.337 (different)"),
+}
+
+STRATEGIES = {
+    ("small", "similar"): "freeze the whole base and train a new head on its cached features (lesson 01)",
+    ("small", "different"): "cut the base before its most ImageNet-specific blocks and train a head on "
+    "the earlier features; compare cut depths (lesson 02)",
+    ("large", "similar"): "train the head first, then unfreeze the top blocks (or all) and fine-tune at a "
+    "10-100x lower learning rate (lesson 03)",
+    ("large", "different"): "fine-tune the whole network from the pretrained weights, and compare with the "
+    "same architecture from random initialisation (lesson 04)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Advice:
+    """The quadrant of the table, the strategy it recommends, and the numbers behind it."""
+
+    quadrant: str
+    strategy: str
+    images_per_class: int
+    num_classes: int
+    domain_distance: float
+    distance_threshold: float
+    small_below: int
+    layer_distances: tuple[float, ...] = ()
+    sample_size: int = 0
+    backbone: str = ""
+
+    @property
+    def size(self) -> str:
+        return self.quadrant.split(" + ")[0]
+
+    @property
+    def similarity(self) -> str:
+        return self.quadrant.split(" + ")[1]
+
+    def __repr__(self) -> str:
+        size_rule = f"< {self.small_below} is small" if self.size == "small" else f">= {self.small_below} is large"
+        side = "<" if self.similarity == "similar" else ">="
+        return (
+            f"Advice({self.quadrant}: {self.strategy}\n"
+            f"  images per class: {self.images_per_class} (median over {self.num_classes} classes; {size_rule})\n"
+            f"  domain distance:  {self.domain_distance:.3f} ({side} {self.distance_threshold} is {self.similarity}; "
+            f"{self.backbone} BatchNorm statistics, {self.sample_size} images)\n"
+            ")"
+        )
+
+
+def _resized(images: np.ndarray, size: int) -> np.ndarray:
+    if images.shape[1:3] == (size, size):
+        return images.astype("float32")
+    import tensorflow as tf
+
+    return tf.image.resize(images.astype("float32"), (size, size), antialias=True).numpy()
+
+
+def _batchnorm_layers(base: keras.Model) -> list:
+    return [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def domain_distances(
+    images: np.ndarray,
+    backbone: str = "mobilenet_0.25",
+    base: keras.Model | None = None,
+    image_size: int | None = None,
+    batch_size: int = 50,
+) -> np.ndarray:
+    """Per BatchNorm layer (shallow to deep): how far `images`' activations lie from ImageNet's.
+
+    For each channel c the input of the layer over the sample has mean m and standard deviation
+    s; the layer stores ImageNet's running mean M and variance V. The layer's distance is
+    `mean_c ((m - M)^2 + (s - sqrt(V))^2) / V`. `images` are 0-255 RGB, resized to `image_size`
+    (default: the size the backbone was calibrated at, else the base's input size).
+    """
+    spec = get_spec(backbone)
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) < 2:
+        raise ValueError(
+            f"images must be at least 2 RGB images shaped (n, height, width, 3); got {images.shape}. "
+            "Wrap arrays with tlkit.from_arrays (it turns grayscale into RGB)."
+        )
+    if image_size is None:
+        image_size = CALIBRATION[spec.name][0] if spec.name in CALIBRATION else (base.input_shape[1] if base else 224)
+    if base is None:
+        base = load_backbone(spec.name, image_size)
+    elif base.input_shape[1] not in (None, image_size):
+        raise ValueError(
+            f"base takes {base.input_shape[1]} px images but the distance is measured at {image_size} px. "
+            f"Pass base=None (tlkit loads one) or a base built for image_size={image_size}."
+        )
+    layers = _batchnorm_layers(base)
+    if not layers:
+        raise ValueError(
+            f"{spec.name} has no BatchNormalization layers, and the domain distance reads the ImageNet "
+            "statistics they store. Use a backbone with BatchNorm (mobilenet*, resnet50, efficientnet_b0...)."
+        )
+    taps = keras.Model(base.input, [layer.input for layer in layers])
+    preprocess = BackbonePreprocessing(spec.name)
+    count, sums, squares = 0, None, None
+    for start in range(0, len(images), batch_size):
+        batch = _resized(images[start : start + batch_size], image_size)
+        outputs = taps(preprocess(batch), training=False)
+        means = [keras.ops.convert_to_numpy(keras.ops.mean(o, axis=(0, 1, 2))).astype("float64") for o in outputs]
+        meansq = [keras.ops.convert_to_numpy(keras.ops.mean(o * o, axis=(0, 1, 2))).astype("float64") for o in outputs]
+        n = len(batch)
+        sums = [m * n for m in means] if sums is None else [a + m * n for a, m in zip(sums, means)]
+        squares = [q * n for q in meansq] if squares is None else [a + q * n for a, q in zip(squares, meansq)]
+        count += n
+    distances = []
+    for layer, total, total_sq in zip(layers, sums, squares):
+        mean = total / count
+        std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
+        ref_mean = keras.ops.convert_to_numpy(layer.moving_mean).astype("float64")
+        ref_var = keras.ops.convert_to_numpy(layer.moving_variance).astype("float64") + layer.epsilon
+        distances.append(float(np.mean(((mean - ref_mean) ** 2 + (std - np.sqrt(ref_var)) ** 2) / ref_var)))
+    return np.asarray(distances)
+
+
+def sample_per_class(labels: np.ndarray, total: int, seed: int = 0) -> np.ndarray:
+    """Positions of about `total` images spread evenly over the classes (all of a class if it has fewer)."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    per_class = max(1, total // max(1, len(classes)))
+    rng = np.random.default_rng(seed)
+    picks = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]
+    return np.sort(np.concatenate(picks))
+
+
+def advise(
+    dataset: ImageSet | Splits,
+    backbone: str = "mobilenet_0.25",
+    base: keras.Model | None = None,
+    sample: int = 200,
+    distance_threshold: float | None = None,
+    small_below: int = SMALL_BELOW,
+    seed: int = 0,
+) -> Advice:
+    """Places `dataset` in the transfer-learning table, with the numbers behind the choice.
+
+    Args:
+        dataset: the target data; for `Splits`, its training split is what is counted and sampled.
+        backbone: the pretrained model you mean to use (its ImageNet statistics are the reference).
+        base: that backbone already loaded (at the calibrated image size), to save loading it again.
+        sample: how many images (spread over the classes) the distance is measured on.
+        distance_threshold: the distance from which a dataset counts as "different"; default
+            the calibrated one for `backbone` (`CALIBRATION`).
+        small_below: images per class below which a dataset counts as "small".
+    """
+    spec = get_spec(backbone)
+    train = dataset.train if isinstance(dataset, Splits) else dataset
+    if not isinstance(train, ImageSet):
+        raise TypeError(
+            f"advise takes an ImageSet or Splits, got {type(dataset).__name__}. Load data with "
+            "tlkit.load_dataset(...) or wrap arrays with tlkit.from_arrays(images, labels)."
+        )
+    if len(train) < 2:
+        raise ValueError(f"advise needs at least 2 images to measure; the dataset has {len(train)}.")
+    if distance_threshold is None:
+        if spec.name not in CALIBRATION:
+            raise ValueError(
+                f"No calibrated distance threshold for {spec.name} (calibrated: {', '.join(CALIBRATION)}). "
+                "Measure tlkit.domain_distances(...).mean() on a dataset you know is similar and one you know "
+                "is different, and pass distance_threshold= between the two."
+            )
+        distance_threshold = CALIBRATION[spec.name][1]
+    picks = sample_per_class(train.labels, sample, seed)
+    layer_distances = domain_distances(train.images[picks], spec.name, base=base)
+    distance = float(layer_distances.mean())
+    counts = train.class_counts()
+    per_class = int(np.median(counts[counts > 0]))
+    size = "small" if per_class < small_below else "large"
+    similarity = "similar" if distance < distance_threshold else "different"
+    return Advice(
+        quadrant=f"{size} + {similarity}",
+        strategy=STRATEGIES[(size, similarity)],
+        images_per_class=per_class,
+        num_classes=int((counts > 0).sum()),
+        domain_distance=distance,
+        distance_threshold=float(distance_threshold),
+        small_below=int(small_below),
+        layer_distances=tuple(float(d) for d in layer_distances),
+        sample_size=len(picks),
+        backbone=spec.name,
+    )

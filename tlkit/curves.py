@@ -1,0 +1,240 @@
+"""Learning curves: test accuracy against training images per class, one line per strategy.
+
+Where the line of a strategy that trains more of the network crosses the frozen one is
+where "small" ends for that dataset. Four strategies, cheapest first:
+
+- `frozen`: the base never changes; a linear softmax head on its cached pooled features.
+- `fine_tune_top`: that head, then the top blocks learn too (on cached features of the
+  layer below them: the frozen part still runs only once per image).
+- `fine_tune_all`: that head, then every block learns (BatchNorm kept in inference mode).
+- `scratch`: the same architecture from random weights, BatchNorm in training mode.
+
+One training set of the largest size is split once; each smaller size takes the first
+images of each class of it, so the sets are nested and the test set never changes. Each
+fine-tuned model is compiled once and reset (weights and optimizer state) between sizes:
+tracing a Keras `fit` costs seconds, a training step on a CPU only milliseconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+
+import keras
+import numpy as np
+
+from tlkit.backbones import BackbonePreprocessing, block_ends, load_backbone
+from tlkit.data import ImageSet, Splits
+from tlkit.features import extract
+
+STRATEGIES = ("frozen", "fine_tune_top", "fine_tune_all", "scratch")
+
+
+def nested_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+    """Positions of `per_class` images of each class; a smaller `per_class` gives a subset of a larger one."""
+    labels = np.asarray(labels)
+    counts = np.bincount(labels)
+    if per_class < 1 or per_class > counts.min():
+        raise ValueError(
+            f"per_class={per_class}, but the smallest class has {counts.min()} training images. "
+            f"Ask for 1 to {counts.min()} per class, or load more images per class."
+        )
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]))
+
+
+def linear_head(features: np.ndarray, labels: np.ndarray, num_classes: int, c: float = 1.0):
+    """A multinomial logistic regression on `features`: the same model as a softmax `Dense` head.
+
+    Fitted to convergence by L-BFGS (scikit-learn) in milliseconds, with no learning rate or
+    epoch count to choose. `head_weights` turns it into a Keras `Dense` layer's weights.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=1000).fit(features, labels)
+
+
+def head_weights(head, num_classes: int) -> list[np.ndarray]:
+    """`[kernel, bias]` of a softmax `Dense(num_classes)` that computes `head`'s probabilities."""
+    kernel = np.zeros((head.coef_.shape[1], num_classes), np.float32)
+    bias = np.zeros(num_classes, np.float32)
+    if head.coef_.shape[0] == 1:  # binary: sklearn keeps one row, softmax([-z/2, z/2]) = sigmoid(z)
+        kernel[:, head.classes_[0]], kernel[:, head.classes_[1]] = -head.coef_[0] / 2, head.coef_[0] / 2
+        bias[head.classes_[0]], bias[head.classes_[1]] = -head.intercept_[0] / 2, head.intercept_[0] / 2
+    else:
+        kernel[:, head.classes_] = head.coef_.T
+        bias[head.classes_] = head.intercept_
+    return [kernel, bias]
+
+
+@dataclasses.dataclass
+class Curves:
+    """Test accuracy per strategy at each training-set size, and the CPU seconds each strategy took."""
+
+    sizes: list[int]
+    accuracy: dict[str, list[float]]
+    seconds: dict[str, float]
+    chance: float
+
+    def crossing(self, strategy: str, baseline: str = "frozen", margin: float = 0.0) -> int | None:
+        """The smallest size from which `strategy` beats `baseline` by more than `margin` (None: never)."""
+        a, b = np.asarray(self.accuracy[strategy]), np.asarray(self.accuracy[baseline])
+        for i, size in enumerate(self.sizes):
+            if np.all(a[i:] > b[i:] + margin):
+                return size
+        return None
+
+    def table(self) -> str:
+        """The accuracies as text, one row per strategy."""
+        lines = ["images/class " + " ".join(f"{s:>6d}" for s in self.sizes) + "   CPU s"]
+        for name, values in self.accuracy.items():
+            lines.append(f"{name:13s}" + " ".join(f"{v:6.3f}" for v in values) + f"   {self.seconds[name]:5.1f}")
+        return "\n".join(lines)
+
+
+class _Resettable:
+    """A compiled model and the state to restore before each run, so `fit` is traced only once."""
+
+    def __init__(self, model: keras.Model, learning_rate: float):
+        self.model = model
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
+        model.optimizer.build(model.trainable_variables)
+        self.weights = model.get_weights()
+        self.optimizer_state = [v.numpy() for v in model.optimizer.variables]
+
+    def run(self, x, y, x_test, y_test, epochs: int, batch_size: int, head=None, seed: int = 0) -> float:
+        self.model.set_weights(self.weights)
+        for variable, value in zip(self.model.optimizer.variables, self.optimizer_state):
+            variable.assign(value)
+        if head is not None:
+            self.model.get_layer("head").set_weights(head)
+        keras.utils.set_random_seed(seed)
+        self.model.fit(x, y, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+        predictions = self.model.predict(x_test, batch_size=128, verbose=0)
+        return float(np.mean(predictions.argmax(-1) == y_test))
+
+
+def _classifier(trunk: keras.Model, num_classes: int, training: bool | None, name: str, preprocess: str | None = None):
+    inputs = keras.Input(shape=trunk.input_shape[1:])
+    x = BackbonePreprocessing(preprocess)(inputs) if preprocess else inputs
+    x = trunk(x, training=training)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def learning_curves(
+    datasets: Mapping[str, Splits],
+    backbone: str,
+    sizes: Sequence[int],
+    strategies: Sequence[str] = STRATEGIES,
+    epochs: int = 10,
+    scratch_epochs: int | None = None,
+    top_blocks: int = 2,
+    fine_tune_learning_rate: float = 1e-4,
+    scratch_learning_rate: float = 1e-3,
+    batch_size: int = 32,
+    weights: str | None = "imagenet",
+    seed: int = 0,
+) -> dict[str, Curves]:
+    """Test accuracy of each strategy at each size in `sizes` (training images per class), per dataset.
+
+    Each dataset's `train` split must hold at least `max(sizes)` images per class; its `test`
+    split is used whole. Datasets with the same image size and number of classes share the
+    compiled models. The fine-tuning strategies start from the `frozen` strategy's head and
+    train `epochs` epochs; `scratch` trains `scratch_epochs` (default `epochs`).
+    """
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise ValueError(f"Unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}.")
+    sizes = sorted(int(s) for s in sizes)
+    for name, splits in datasets.items():
+        smallest = int(splits.train.class_counts().min())
+        if smallest < sizes[-1]:
+            raise ValueError(
+                f"{name}: the largest size is {sizes[-1]} images per class, but its training split has only "
+                f"{smallest} for some class. Load it with images_per_class={sizes[-1]} or lower the sizes."
+            )
+    scratch_epochs = scratch_epochs or epochs
+    cache: dict = {}
+    results = {}
+    for name, splits in datasets.items():
+        results[name] = _curves_for(
+            splits, backbone, sizes, strategies, epochs, scratch_epochs, top_blocks,
+            fine_tune_learning_rate, scratch_learning_rate, batch_size, weights, seed, cache,
+        )  # fmt: skip
+    return results
+
+
+def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top_blocks, ft_lr, scratch_lr,
+                batch_size, weights, seed, cache) -> Curves:  # fmt: skip
+    train, test = splits.train, splits.test
+    k, image_size = splits.num_classes, train.images.shape[1]
+    accuracy = {s: [] for s in strategies}
+    seconds = dict.fromkeys(strategies, 0.0)
+    subsets = [nested_subset(train.labels, n, seed) for n in sizes]
+
+    def timed(strategy, fn):
+        start = time.process_time()
+        out = fn()
+        seconds[strategy] += time.process_time() - start
+        return out
+
+    # The frozen base: features once (pooled for the head, and the map below the top blocks).
+    def frozen_features():
+        key = ("frozen", image_size)
+        if key not in cache:
+            base = load_backbone(backbone, image_size, weights=weights)
+            cut_layer = block_ends(base, backbone)[-top_blocks - 1]
+            tap = _two_taps(base, backbone, cut_layer)
+            cache[key] = (base, cut_layer, tap)
+        base, cut_layer, tap = cache[key]
+        return base, cut_layer, extract(tap, train.images), extract(tap, test.images)
+
+    base, cut_layer, (pooled, below_top), (pooled_test, below_top_test) = timed("frozen", frozen_features)
+    heads = []
+    for idx in subsets:
+        head = timed("frozen", lambda: linear_head(pooled[idx], train.labels[idx], k))
+        heads.append(head_weights(head, k))
+        if "frozen" in strategies:
+            accuracy["frozen"].append(float(np.mean(head.predict(pooled_test) == test.labels)))
+
+    def runner(strategy):
+        key = (strategy, image_size, k)
+        if key not in cache:
+            if strategy == "fine_tune_top":
+                copy = load_backbone(backbone, image_size, weights=weights)
+                top = keras.Model(copy.get_layer(cut_layer).output, copy.output, name="top_blocks")
+                model = _classifier(top, k, training=False, name="fine_tune_top")
+            elif strategy == "fine_tune_all":
+                copy = load_backbone(backbone, image_size, weights=weights)
+                model = _classifier(copy, k, training=False, name="fine_tune_all", preprocess=backbone)
+            else:
+                copy = load_backbone(backbone, image_size, weights=None)
+                for layer in copy.layers:  # moving statistics that catch up within a few dozen steps
+                    if isinstance(layer, keras.layers.BatchNormalization):
+                        layer.momentum = 0.9
+                model = _classifier(copy, k, training=None, name="scratch", preprocess=backbone)
+            cache[key] = _Resettable(model, scratch_lr if strategy == "scratch" else ft_lr)
+        return cache[key]
+
+    for strategy in [s for s in strategies if s != "frozen"]:
+        for idx, head in zip(subsets, heads):
+            if strategy == "fine_tune_top":
+                args = (below_top[idx], train.labels[idx], below_top_test, test.labels, epochs, batch_size, head, seed)
+            elif strategy == "fine_tune_all":
+                args = (train.images[idx], train.labels[idx], test.images, test.labels, epochs, batch_size, head, seed)
+            else:
+                args = (train.images[idx], train.labels[idx], test.images, test.labels, scratch_epochs, batch_size, None, seed)
+            accuracy[strategy].append(timed(strategy, lambda: runner(strategy).run(*args)))
+    return Curves(list(sizes), accuracy, seconds, chance=1.0 / k)
+
+
+def _two_taps(base: keras.Model, backbone: str, layer: str) -> keras.Model:
+    """Images -> (average-pooled output of `base`, feature map of its `layer`), in one pass."""
+    base.trainable = False
+    inner = keras.Model(base.input, [base.output, base.get_layer(layer).output])
+    inputs = keras.Input(shape=base.input_shape[1:])
+    top, below = inner(BackbonePreprocessing(backbone)(inputs), training=False)
+    return keras.Model(inputs, [keras.layers.GlobalAveragePooling2D()(top), below])
