@@ -20,11 +20,7 @@ import statistics
 import time
 
 import tlkit
-
-CLASSES = [
-    "Leopards", "Motorbikes", "airplanes", "bonsai", "car_side",
-    "chandelier", "grand_piano", "hawksbill", "ketch", "watch",
-]  # fmt: skip
+from common import CLASSES
 
 
 class Clock:

@@ -27,25 +27,7 @@ import keras
 import tensorflow as tf
 
 import tlkit
-
-CLASSES = [
-    "Leopards", "Motorbikes", "airplanes", "bonsai", "car_side",
-    "chandelier", "grand_piano", "hawksbill", "ketch", "watch",
-]  # fmt: skip
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of every epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+from common import CLASSES, EpochTimer
 
 
 def pipeline_rate(dataset, batches: int, batch_size: int) -> float:

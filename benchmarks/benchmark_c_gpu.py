@@ -28,31 +28,12 @@ more than 1 point.
 from __future__ import annotations
 
 import argparse
-import time
 
 import keras
 import numpy as np
 
 import tlkit
-
-CLASSES = [
-    "Leopards", "Motorbikes", "airplanes", "bonsai", "car_side",
-    "chandelier", "grand_piano", "hawksbill", "ketch", "watch",
-]  # fmt: skip
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of every epoch."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+from common import CLASSES, EpochTimer
 
 
 def fine_tune(splits, args, precision: str, jit_compile: bool, batch_size: int, seed: int) -> dict:
