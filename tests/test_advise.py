@@ -119,7 +119,7 @@ def test_head_weights_reproduce_the_linear_head(num_classes):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(80, 6)).astype("float32")
     y = rng.integers(0, num_classes, 80)
-    head = linear_head(x, y, num_classes)
+    head = linear_head(x, y)
     dense = keras.layers.Dense(num_classes, activation="softmax")
     dense.build((None, 6))
     dense.set_weights(head_weights(head, num_classes))

@@ -185,7 +185,7 @@ def test_fit_refuses_labels_beyond_the_outputs_before_training():
     )
     with pytest.raises(AssertionError, match="training started"):
         tlkit.fit(model, shifted, epochs=1, verbose=0, callbacks=[_Started()])
-    with pytest.raises(ValueError, match="Labels run from 0 to 4, but the model has 3 outputs"):
+    with pytest.raises(ValueError, match="labels run from 0 to 4, but the model has 3 outputs"):
         tlkit.train_head(np.zeros((5, 4), np.float32), np.arange(5), num_classes=3)
 
 

@@ -84,13 +84,15 @@ def check_images(model, shape: tuple, role: str = "train") -> None:
         )
 
 
-def check_labels(model, labels: np.ndarray, role: str = "train", complete: bool = False) -> None:
-    """Raises when `labels` are not integer class indices that fit the model's outputs.
+def check_labels(
+    labels: np.ndarray, num_classes: int, role: str = "train", complete: bool = False, name: str = "the model"
+) -> None:
+    """Raises when `labels` are not integer class indices that fit `num_classes` outputs.
 
-    With `complete` (all the labels, not one batch), also warns when the model has more
+    With `complete` (all the labels, not one batch), also warns when there are more
     outputs than the labels use.
     """
-    outputs = model.output_shape[-1]
+    outputs = num_classes
     labels = np.asarray(labels)
     if labels.ndim == 2 and labels.shape[-1] == 1:
         labels = labels[:, 0]
@@ -112,13 +114,13 @@ def check_labels(model, labels: np.ndarray, role: str = "train", complete: bool 
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= outputs:
         raise ValueError(
-            f"The {role} labels run from {low} to {high}, but {model.name} has {outputs} outputs "
+            f"The {role} labels run from {low} to {high}, but {name} has {outputs} outputs "
             f"(labels 0..{outputs - 1}). Build the head with num_classes={max(high + 1, 2)} "
             "(e.g. num_classes=splits.num_classes), or fix the labels."
         )
     if complete and role == "train" and high + 1 < outputs:
         warnings.warn(
-            f"{model.name} has {outputs} outputs but the train labels only use 0..{high}: "
+            f"{name} has {outputs} outputs but the train labels only use 0..{high}: "
             f"did you mean num_classes={high + 1}?",
             stacklevel=3,
         )
@@ -173,5 +175,5 @@ def check_training_data(model, train, val=None, y=None) -> int | None:
         if shape is not None:
             check_images(model, shape, role)
         if labels is not None:
-            check_labels(model, labels, role, complete=complete)
+            check_labels(labels, model.output_shape[-1], role, complete=complete, name=model.name)
     return batch_size

@@ -44,7 +44,7 @@ def nested_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarr
     return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]))
 
 
-def linear_head(features: np.ndarray, labels: np.ndarray, num_classes: int, c: float = 1.0):
+def linear_head(features: np.ndarray, labels: np.ndarray, c: float = 1.0):
     """A multinomial logistic regression on `features`: the same model as a softmax `Dense` head.
 
     Fitted to convergence by L-BFGS (scikit-learn) in milliseconds, with no learning rate or
@@ -195,7 +195,7 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
     base, cut_layer, (pooled, below_top), (pooled_test, below_top_test) = timed("frozen", frozen_features)
     heads = []
     for idx in subsets:
-        head = timed("frozen", lambda: linear_head(pooled[idx], train.labels[idx], k))
+        head = timed("frozen", lambda: linear_head(pooled[idx], train.labels[idx]))
         heads.append(head_weights(head, k))
         if "frozen" in strategies:
             accuracy["frozen"].append(float(np.mean(head.predict(pooled_test) == test.labels)))

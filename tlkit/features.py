@@ -91,7 +91,7 @@ def train_head(
     verbose: int = 0,
 ) -> tuple[keras.Model, History]:
     """Trains a head on cached features; returns it and its history."""
-    from tlkit.model import check_labels
+    from tlkit.checks import check_labels
 
     check_labels(labels, num_classes)
     head = head_model(features.shape[-1], num_classes, dropout)

@@ -46,19 +46,6 @@ def build_classifier(
     return keras.Model(inputs, outputs, name=name or f"{base.name}_classifier")
 
 
-def check_labels(labels, num_classes: int) -> None:
-    """Raises a clear error when integer labels do not fit `num_classes` outputs."""
-    import numpy as np
-
-    labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(
-            f"Labels run from {labels.min()} to {labels.max()}, but the model has {num_classes} outputs "
-            f"(labels 0..{num_classes - 1}). Build the head with num_classes={int(labels.max()) + 1} "
-            "or fix the labels."
-        )
-
-
 def freeze(model: keras.Model | keras.layers.Layer) -> None:
     """Freezes every weight: the same as `model.trainable = False`."""
     model.trainable = False

@@ -55,7 +55,7 @@ def train_probes(
     verbose: int = 0,
 ) -> keras.Model:
     """Trains one head per feature array (one per cut point) in a single `fit`."""
-    from tlkit.model import check_labels
+    from tlkit.checks import check_labels
 
     features = [np.asarray(f) for f in features]
     if not features:
