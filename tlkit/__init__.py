@@ -10,7 +10,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tlkit.advise import Advice, advise  # noqa: E402
 from tlkit.backbones import BACKBONES, BackbonePreprocessing, block_ends, get_spec, load_backbone  # noqa: E402
-from tlkit.data import ImageSet, Splits, augmentation, from_arrays, load_dataset, to_tf  # noqa: E402
+from tlkit.augment import RandomCropFlip, augmentation  # noqa: E402
+from tlkit.data import ImageSet, Splits, from_arrays, load_dataset, to_tf  # noqa: E402
 from tlkit.features import accuracy, copy_head, extract, feature_extractor, train_head  # noqa: E402
 from tlkit.model import (  # noqa: E402
     build_classifier,
@@ -32,6 +33,7 @@ __all__ = [
     "BackbonePreprocessing",
     "History",
     "ImageSet",
+    "RandomCropFlip",
     "Splits",
     "accuracy",
     "advise",

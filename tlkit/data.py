@@ -441,58 +441,6 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
 # ---------------------------------------------------------------------------- pipelines
 
 
-def augmentation(strength: float = 0.1, seed: int | None = None):
-    """Light augmentation for photos, as Keras preprocessing layers applied to a batch.
-
-    Inside a model on the JAX backend the layers are compiled with the rest of the step.
-    (Keras marks rotation and zoom as not XLA-compatible because TensorFlow's kernel is
-    not; on TensorFlow, `jit_compile=True` falls back to no XLA for a model holding them.)
-    """
-    import keras
-
-    layers = [
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(strength, seed=seed),
-        keras.layers.RandomZoom(strength, seed=seed),
-    ]
-    if keras.backend.backend() == "jax":
-        for layer in layers:
-            layer.supports_jit = True  # JAX implements them with jittable ops
-    return keras.Sequential(layers, name="augmentation")
-
-
-def _augmented(ds, augment, seed: int):
-    """Maps `augment` over the batches in parallel, its random seeds drawn per batch.
-
-    Keras's random layers keep their seed in a variable. A `tf.data` map that updates a
-    variable is a stateful function, and under TensorFlow op determinism (`tlkit.set_seed`
-    on a CPU) it runs serially with prefetching turned off: the model then waits for every
-    batch. Fed the seeds from a seeded `Dataset.random` instead (inside a
-    `keras.StatelessScope`), the map is stateless: parallel, prefetched and reproducible.
-    """
-    import keras
-    import tensorflow as tf
-
-    def augment_batch(x, y):
-        return augment(x, training=True), y
-
-    states = []
-    if isinstance(augment, keras.layers.Layer) and keras.backend.backend() == "tensorflow":
-        if not augment.built:
-            augment.build(ds.element_spec[0].shape)
-        states = [v for v in augment.variables if v.path.endswith("seed_generator_state")]
-    if not states:  # no seed variables to feed: map `augment` as it is
-        return ds.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
-
-    def augment_seeded(batch, seeds):
-        seeds = tf.reshape(tf.cast(seeds, states[0].dtype), (len(states), 2))
-        with keras.StatelessScope(state_mapping=list(zip(states, tf.unstack(seeds)))):
-            return augment_batch(*batch)
-
-    seeds = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).batch(2 * len(states))
-    return tf.data.Dataset.zip(ds, seeds).map(augment_seeded, num_parallel_calls=tf.data.AUTOTUNE)
-
-
 def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=None, seed: int = 0):
     """A `tf.data` pipeline over decoded images: shuffle, batch, augment per batch, prefetch.
 
@@ -506,7 +454,9 @@ def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=N
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment is not None:
-        ds = _augmented(ds, augment, seed)
+        from tlkit.augment import augmented
+
+        ds = augmented(ds, augment, seed)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds._tlkit_labels = data.labels  # so that tlkit.fit checks every label before training
     return ds
