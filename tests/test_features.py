@@ -65,6 +65,32 @@ def test_train_head_learns_a_separable_problem():
     assert history.history["loss"][-1] < history.history["loss"][0] / 2
 
 
+def test_train_head_is_fixed_by_the_seed_and_reshuffles_every_epoch():
+    """Same seed, same head (initialisation, dropout and the per-epoch shuffle); another seed, another."""
+    rng = np.random.default_rng(0)
+    x, labels = rng.normal(size=(50, 8)).astype("float32"), np.arange(50) % 2
+
+    def trained(seed: int) -> list[np.ndarray]:
+        tlkit.set_seed(seed)
+        head, history = tlkit.train_head(x, labels, 2, epochs=3, batch_size=8)
+        return [*head.get_weights(), np.array(history.history["loss"])]
+
+    first = trained(0)
+    for a, b in zip(first, trained(0)):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[0], trained(1)[0])
+
+
+def test_train_head_batches_are_shuffled_each_epoch():
+    from tlkit.features import _dataset
+
+    labels = np.arange(64)
+    ds = _dataset(np.zeros((64, 2), "float32"), labels, batch_size=64, shuffle=True)
+    first, second = (next(iter(ds))[1].numpy() for _ in range(2))
+    assert sorted(first) == list(labels) and sorted(second) == list(labels)  # every example once per epoch
+    assert not np.array_equal(first, labels) and not np.array_equal(first, second)
+
+
 def test_copy_head_makes_the_classifier_equal_head_on_features(live_base, random_images):
     images, labels = random_images(12, 32), np.arange(12) % 3
     classifier = tlkit.build_classifier(live_base, 3, BACKBONE, dropout=0.5)

@@ -97,10 +97,23 @@ def train_head(
     head = head_model(features.shape[-1], num_classes, dropout)
     compile_model(head, learning_rate)
     head.steps_per_execution = -(-len(features) // batch_size)  # one call per epoch, not one per step
-    result = head.fit(
-        features, labels, validation_data=val, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose
-    )
+    if keras.backend.backend() == "tensorflow":  # serves an epoch in about half the time of fit's own slicing
+        data = {"x": _dataset(features, labels, batch_size, shuffle=True), "shuffle": False}  # shuffled already
+        val = val and _dataset(*val, batch_size)
+    else:
+        data = {"x": features, "y": labels, "batch_size": batch_size, "shuffle": True}
+    result = head.fit(**data, validation_data=val, epochs=epochs, verbose=verbose)
     return head, History({k: [float(v) for v in vals] for k, vals in result.history.items()})
+
+
+def _dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False):
+    """Cached features as a batched, prefetched `tf.data` pipeline (reshuffled every epoch)."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle:
+        ds = ds.shuffle(len(features), reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def copy_head(head: keras.Model, classifier: keras.Model) -> None:
