@@ -9,8 +9,12 @@ Three throughputs, in images per second, measured in one process:
 
 If the pipeline overlaps the model (parallel map, prefetch), together / model alone is
 close to 1. Fine-tuning setting: 128 px, MobileNet alpha=0.25 with its top blocks
-unfrozen, and the augmentation (`tlkit.augmentation()`) in the pipeline, in the model, or
-left out (`--placements`).
+unfrozen. The augmentation runs in the pipeline, in the model, or not at all
+(`--placements`), and is either tlkit's (`tlkit.augmentation()`: one crop-zoom-flip
+resampling) or the Keras guide's (`RandomFlip`, `RandomRotation(0.1)`, `RandomZoom(0.1)`)
+(`--augmentations`). The settings take turns within each repeat, and model alone and
+together follow each other, so a change in the machine's load hits both sides of a ratio
+alike.
 
     TLKIT_PROFILE=offline TLKIT_ASSETS=../shared/data python benchmarks/benchmark_b_pipeline.py
 
@@ -23,10 +27,12 @@ import argparse
 import statistics
 import time
 
+# isort: off
+import tlkit  # first: it quiets TensorFlow's C++ log before TensorFlow loads
 import keras
 import tensorflow as tf
 
-import tlkit
+# isort: on
 from common import CLASSES, EpochTimer
 
 
@@ -42,55 +48,69 @@ def pipeline_rate(dataset, batches: int, batch_size: int) -> float:
 
 
 def fit_rate(model, dataset, steps: int, epochs: int, batch_size: int) -> float:
-    """Images/s of `model.fit` on `dataset`: median epoch, the first one (tracing) left out."""
+    """Images/s of `model.fit` on `dataset`: median epoch, the first one (tracing, warm-up) left out."""
     timer = EpochTimer()
     model.fit(dataset, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
     return steps * batch_size / statistics.median(timer.seconds[1:])
 
 
-def measure(splits, args, placement: str) -> list[tuple[float, float, float]]:
-    """Pipeline alone, model alone, together (images/s) with augmentation in `placement`.
+def keras_guide_augmentation(seed: int = 0) -> keras.layers.Layer:
+    """The augmentation of the Keras transfer-learning guide, plus the zoom of the TF tutorials."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomRotation(0.1, seed=seed),
+            keras.layers.RandomZoom(0.1, seed=seed),
+        ],
+        name="keras_guide_augmentation",
+    )
+
+
+AUGMENTATIONS = {"tlkit": tlkit.augmentation, "keras_guide": keras_guide_augmentation}
+
+
+def setup_placement(splits, args, placement: str, augmentation: str) -> dict:
+    """The pipeline, one held batch and a compiled model, with augmentation in `placement`.
 
     `placement` is "pipeline" (`to_tf(augment=...)`), "model" (`build_classifier(augment=...)`)
     or "none" (no augmentation: shuffle, batch and prefetch only).
     """
-    augment = tlkit.augmentation(seed=0)
+    augment = AUGMENTATIONS[augmentation](seed=0) if placement != "none" else None
     in_pipeline = placement == "pipeline"
     pipeline = tlkit.to_tf(
         splits.train, args.batch_size, shuffle=True, augment=augment if in_pipeline else None
     ).repeat()
-    held = next(iter(pipeline))  # one batch, kept in memory
-    in_memory = tf.data.Dataset.from_tensors(held).repeat()
-
+    held = next(iter(pipeline))  # one batch, kept in memory, served with the pipeline's element spec
     base = tlkit.load_backbone(args.backbone, args.image_size)
     model = tlkit.build_classifier(
         base, splits.num_classes, args.backbone, augment=augment if placement == "model" else None
     )
     tlkit.unfreeze_top(base, args.blocks, args.backbone)
     tlkit.compile_model(model, 1e-4)
-    rows = []
-    for repeat in range(args.repeats):
-        alone = pipeline_rate(pipeline, args.steps * (args.epochs - 1), args.batch_size)
-        model_alone = fit_rate(model, in_memory, args.steps, args.epochs, args.batch_size)
-        together = fit_rate(model, pipeline, args.steps, args.epochs, args.batch_size)
-        rows.append((alone, model_alone, together))
-        print(
-            f"  augmentation: {placement:8s} repeat {repeat}: pipeline alone {alone:7.0f} images/s | "
-            f"model alone {model_alone:5.0f} | together {together:5.0f} | ratio {together / model_alone:.2f}"
-        )
-    return rows
+    in_memory = tf.data.Dataset.from_tensor_slices(held).batch(args.batch_size).repeat()
+    return {"pipeline": pipeline, "in_memory": in_memory, "model": model}
+
+
+def measure(setup: dict, args) -> tuple[float, float, float]:
+    """Pipeline alone, model alone, together (images/s)."""
+    fit = {"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size}
+    alone = pipeline_rate(setup["pipeline"], args.steps * (args.epochs - 1), args.batch_size)
+    model_alone = fit_rate(setup["model"], setup["in_memory"], **fit)
+    together = fit_rate(setup["model"], setup["pipeline"], **fit)
+    return alone, model_alone, together
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=30, help="steps per timed epoch")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per fit, the first one not timed")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=40, help="steps per timed epoch")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs per fit, the first one not timed")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--blocks", type=int, default=2, help="top blocks unfrozen")
     parser.add_argument("--backbone", default="mobilenet_0.25")
     parser.add_argument("--placements", default="pipeline,model,none", help="where augmentation runs")
+    parser.add_argument("--augmentations", default="tlkit,keras_guide", help=f"any of {', '.join(AUGMENTATIONS)}")
     parser.add_argument(
         "--no-determinism",
         action="store_true",
@@ -108,16 +128,44 @@ def main() -> None:
         f"{splits}; fine-tuning {args.backbone} (top {args.blocks} blocks), batch {args.batch_size}, "
         f"op determinism {'off' if args.no_determinism else 'on'}"
     )
-    summary = {}
-    for placement in args.placements.split(","):
-        summary[placement] = measure(splits, args, placement)
-    print(f"\nMedians over {args.repeats} repeats (images/s):")
-    header = ("pipeline alone", "model alone", "together", "together / model")
-    print(f"  {'augmentation in':18s} {header[0]:>14s} {header[1]:>11s} {header[2]:>8s} {header[3]:>16s}")
-    for placement, rows in summary.items():
-        alone, model_alone, together = (statistics.median(column) for column in zip(*rows))
-        ratio = statistics.median(t / m for _, m, t in rows)
-        print(f"  {placement:18s} {alone:14.0f} {model_alone:11.0f} {together:8.0f} {ratio:16.2f}")
+    settings = [
+        (placement, augmentation)
+        for placement in args.placements.split(",")
+        for augmentation in (args.augmentations.split(",") if placement != "none" else ["-"])
+    ]
+    setups = {setting: setup_placement(splits, args, *setting) for setting in settings}
+    rows = {setting: [] for setting in settings}
+    for repeat in range(args.repeats):
+        for setting in settings:
+            alone, model_alone, together = measure(setups[setting], args)
+            rows[setting].append((alone, model_alone, together))
+            print(
+                f"  repeat {repeat}, augmentation {setting[1]:11s} in {setting[0]:8s}: pipeline alone {alone:7.0f} "
+                f"images/s | model alone {model_alone:5.0f} | together {together:5.0f} | "
+                f"ratio {together / model_alone:.2f}",
+                flush=True,
+            )
+    print(f"\nMedians over {args.repeats} repeats (images/s; last column: together, relative to no augmentation):")
+    header = ("augmentation", "in", "pipeline alone", "model alone", "together", "together / model", "vs none")
+    print(
+        f"  {header[0]:12s} {header[1]:9s} {header[2]:>14s} {header[3]:>11s} {header[4]:>8s} {header[5]:>16s} "
+        f"{header[6]:>7s}"
+    )
+    medians = {setting: [statistics.median(column) for column in zip(*r)] for setting, r in rows.items()}
+    plain = medians.get(("none", "-"), [None] * 3)[2]
+    for (placement, augmentation), (alone, model_alone, together) in medians.items():
+        ratio = statistics.median(t / m for _, m, t in rows[placement, augmentation])
+        versus = f"{together / plain:7.2f}" if plain else "      -"
+        print(
+            f"  {augmentation:12s} {placement:9s} {alone:14.0f} {model_alone:11.0f} {together:8.0f} {ratio:16.2f} "
+            f"{versus}"
+        )
+    # tlkit's advice (tlkit.augmentation's docstring): in the model without a GPU, in the pipeline with one.
+    recommended = "pipeline" if tf.config.list_physical_devices("GPU") else "model"
+    if (recommended, "tlkit") in rows:
+        ratio = statistics.median(t / m for _, m, t in rows[recommended, "tlkit"])
+        device = "a GPU" if recommended == "pipeline" else "no GPU"
+        print(f"  with {device}, tlkit.augmentation() in the {recommended}: together / model alone {ratio:.2f}")
     print("  goal: together / model alone >= 0.9")
 
 
