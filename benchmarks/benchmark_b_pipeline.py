@@ -47,11 +47,11 @@ def pipeline_rate(dataset, batches: int, batch_size: int) -> float:
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def fit_rate(model, dataset, steps: int, epochs: int, batch_size: int) -> float:
-    """Images/s of `model.fit` on `dataset`: median epoch, the first one (tracing, warm-up) left out."""
+def fit_rates(model, dataset, steps: int, epochs: int, batch_size: int) -> list[float]:
+    """Images/s of each epoch of `model.fit` on `dataset`, the first one (tracing, warm-up) left out."""
     timer = EpochTimer()
     model.fit(dataset, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
-    return steps * batch_size / statistics.median(timer.seconds[1:])
+    return [steps * batch_size / seconds for seconds in timer.seconds[1:]]
 
 
 def keras_guide_augmentation(seed: int = 0) -> keras.layers.Layer:
@@ -91,13 +91,13 @@ def setup_placement(splits, args, placement: str, augmentation: str) -> dict:
     return {"pipeline": pipeline, "in_memory": in_memory, "model": model}
 
 
-def measure(setup: dict, args) -> tuple[float, float, float]:
-    """Pipeline alone, model alone, together (images/s)."""
+def measure(setup: dict, args) -> tuple[list[float], list[float], list[float]]:
+    """Pipeline alone, model alone (per epoch), together (per epoch), in images/s."""
     fit = {"steps": args.steps, "epochs": args.epochs, "batch_size": args.batch_size}
     alone = pipeline_rate(setup["pipeline"], args.steps * (args.epochs - 1), args.batch_size)
-    model_alone = fit_rate(setup["model"], setup["in_memory"], **fit)
-    together = fit_rate(setup["model"], setup["pipeline"], **fit)
-    return alone, model_alone, together
+    model_alone = fit_rates(setup["model"], setup["in_memory"], **fit)
+    together = fit_rates(setup["model"], setup["pipeline"], **fit)
+    return [alone], model_alone, together
 
 
 def main() -> None:
@@ -134,27 +134,32 @@ def main() -> None:
         for augmentation in (args.augmentations.split(",") if placement != "none" else ["-"])
     ]
     setups = {setting: setup_placement(splits, args, *setting) for setting in settings}
-    rows = {setting: [] for setting in settings}
+    samples = {setting: ([], [], []) for setting in settings}  # pipeline alone, model alone, together
     for repeat in range(args.repeats):
         for setting in settings:
-            alone, model_alone, together = measure(setups[setting], args)
-            rows[setting].append((alone, model_alone, together))
+            measured = measure(setups[setting], args)
+            for pooled, new in zip(samples[setting], measured):
+                pooled.extend(new)
+            alone, model_alone, together = (statistics.median(m) for m in measured)
             print(
                 f"  repeat {repeat}, augmentation {setting[1]:11s} in {setting[0]:8s}: pipeline alone {alone:7.0f} "
                 f"images/s | model alone {model_alone:5.0f} | together {together:5.0f} | "
                 f"ratio {together / model_alone:.2f}",
                 flush=True,
             )
-    print(f"\nMedians over {args.repeats} repeats (images/s; last column: together, relative to no augmentation):")
+    print(
+        f"\nMedians of every timed epoch of the {args.repeats} repeats (images/s; the ratios are of the medians; "
+        "last column: together, relative to no augmentation):"
+    )
     header = ("augmentation", "in", "pipeline alone", "model alone", "together", "together / model", "vs none")
     print(
         f"  {header[0]:12s} {header[1]:9s} {header[2]:>14s} {header[3]:>11s} {header[4]:>8s} {header[5]:>16s} "
         f"{header[6]:>7s}"
     )
-    medians = {setting: [statistics.median(column) for column in zip(*r)] for setting, r in rows.items()}
+    medians = {setting: [statistics.median(column) for column in pooled] for setting, pooled in samples.items()}
     plain = medians.get(("none", "-"), [None] * 3)[2]
     for (placement, augmentation), (alone, model_alone, together) in medians.items():
-        ratio = statistics.median(t / m for _, m, t in rows[placement, augmentation])
+        ratio = together / model_alone
         versus = f"{together / plain:7.2f}" if plain else "      -"
         print(
             f"  {augmentation:12s} {placement:9s} {alone:14.0f} {model_alone:11.0f} {together:8.0f} {ratio:16.2f} "
@@ -162,8 +167,9 @@ def main() -> None:
         )
     # tlkit's advice (tlkit.augmentation's docstring): in the model without a GPU, in the pipeline with one.
     recommended = "pipeline" if tf.config.list_physical_devices("GPU") else "model"
-    if (recommended, "tlkit") in rows:
-        ratio = statistics.median(t / m for _, m, t in rows[recommended, "tlkit"])
+    if (recommended, "tlkit") in medians:
+        _, model_alone, together = medians[recommended, "tlkit"]
+        ratio = together / model_alone
         device = "a GPU" if recommended == "pipeline" else "no GPU"
         print(f"  with {device}, tlkit.augmentation() in the {recommended}: together / model alone {ratio:.2f}")
     print("  goal: together / model alone >= 0.9")
