@@ -31,9 +31,9 @@ import argparse
 
 import keras
 import numpy as np
+from common import CLASSES, EpochTimer
 
 import tlkit
-from common import CLASSES, EpochTimer
 
 
 def fine_tune(splits, args, precision: str, jit_compile: bool, batch_size: int, seed: int) -> dict:
@@ -96,7 +96,7 @@ def main() -> None:
             r = fine_tune(splits, args, precision, jit, batch_size, args.seed)
             results[precision, jit] = r
             print(
-                f"{batch_size:5d} {precision:>14} {str(r['xla']):>5} {r['images_per_s']:9.1f} "
+                f"{batch_size:5d} {precision:>14} {r['xla']!s:>5} {r['images_per_s']:9.1f} "
                 f"{r['first_epoch_s']:11.1f} {r['accuracy']:8.3f}"
             )
         base, fast = results[configs[0]], results[configs[-1]]
