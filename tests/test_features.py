@@ -65,7 +65,7 @@ def test_train_head_learns_a_separable_problem():
     assert history.history["loss"][-1] < history.history["loss"][0] / 2
 
 
-def test_train_head_is_fixed_by_the_seed_and_reshuffles_every_epoch():
+def test_train_head_is_fixed_by_the_seed():
     """Same seed, same head (initialisation, dropout and the per-epoch shuffle); another seed, another."""
     rng = np.random.default_rng(0)
     x, labels = rng.normal(size=(50, 8)).astype("float32"), np.arange(50) % 2

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tlkit.augment import augmented
 from tlkit.profiles import assets_dir, get_profile
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -454,8 +455,6 @@ def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=N
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if augment is not None:
-        from tlkit.augment import augmented
-
         ds = augmented(ds, augment, seed)
     ds = ds.prefetch(tf.data.AUTOTUNE)
     ds._tlkit_labels = data.labels  # so that tlkit.fit checks every label before training
