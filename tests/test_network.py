@@ -40,18 +40,21 @@ def no_network(monkeypatch, tmp_path):
     return tmp_path
 
 
-def _assert_offline_message(error: Exception) -> None:
-    text = str(error)
+def _fails_fast(call) -> str:
+    """Runs `call`, which must raise ConnectionError within FAIL_FAST_S naming the offline
+    route (TLKIT_ASSETS, KERAS_HOME); returns the message."""
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError) as info:
+        call()
+    assert time.perf_counter() - start < FAIL_FAST_S
+    text = str(info.value)
     assert "TLKIT_ASSETS" in text and "KERAS_HOME" in text, text
+    return text
 
 
 def test_imagenet_weights_fail_fast_without_network(no_network):
-    start = time.perf_counter()
-    with pytest.raises(ConnectionError) as info:
-        tlkit.load_backbone("mobilenet_v2", 96)
-    assert time.perf_counter() - start < FAIL_FAST_S
-    _assert_offline_message(info.value)
-    assert "weights='/path/to/" in str(info.value)  # how to load a local file instead
+    message = _fails_fast(lambda: tlkit.load_backbone("mobilenet_v2", 96))
+    assert "weights='/path/to/" in message  # how to load a local file instead
 
 
 def test_failed_weight_download_says_how_to_load_by_path(no_network, monkeypatch):
@@ -68,11 +71,7 @@ def test_failed_weight_download_says_how_to_load_by_path(no_network, monkeypatch
 
 
 def test_fashion_mnist_download_fails_fast_without_network(no_network):
-    start = time.perf_counter()
-    with pytest.raises(ConnectionError) as info:
-        tlkit.load_dataset("fashion_mnist", 32)
-    assert time.perf_counter() - start < FAIL_FAST_S
-    _assert_offline_message(info.value)
+    _fails_fast(lambda: tlkit.load_dataset("fashion_mnist", 32))
 
 
 def test_tfds_download_fails_fast_without_network(no_network, monkeypatch):
@@ -81,12 +80,8 @@ def test_tfds_download_fails_fast_without_network(no_network, monkeypatch):
     # even with a network this test never downloads; the check must still refuse first.
     with tfds.testing.mock_data(num_examples=4):
         monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", _tripwire)
-        start = time.perf_counter()
-        with pytest.raises(ConnectionError) as info:
-            tlkit.load_dataset("cats_vs_dogs", 32)
-        assert time.perf_counter() - start < FAIL_FAST_S
-    _assert_offline_message(info.value)
-    assert "cats_vs_dogs" in str(info.value)
+        message = _fails_fast(lambda: tlkit.load_dataset("cats_vs_dogs", 32))
+    assert "cats_vs_dogs" in message
 
 
 def test_tfds_code_path_runs_offline_with_mock_data(no_network, monkeypatch):
@@ -104,11 +99,7 @@ def test_tfds_code_path_runs_offline_with_mock_data(no_network, monkeypatch):
 
 def test_tfds_community_dataset_fails_fast_without_network(no_network):
     pytest.importorskip("tensorflow_datasets")
-    start = time.perf_counter()
-    with pytest.raises(ConnectionError, match="huggingface:beans") as info:
-        data.index_tfds("huggingface:beans")
-    assert time.perf_counter() - start < FAIL_FAST_S
-    _assert_offline_message(info.value)
+    assert "huggingface:beans" in _fails_fast(lambda: data.index_tfds("huggingface:beans"))
 
 
 def test_unknown_tfds_name_suggests_the_closest(no_network):
@@ -141,6 +132,4 @@ def test_network_check_has_a_deadline(monkeypatch):
 def test_no_network_variable_refuses_every_download(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", _tripwire)
     monkeypatch.setenv("TLKIT_NO_NETWORK", "1")
-    with pytest.raises(ConnectionError, match="TLKIT_NO_NETWORK is set") as info:
-        network.require_network("the test file")
-    _assert_offline_message(info.value)
+    assert "TLKIT_NO_NETWORK is set" in _fails_fast(lambda: network.require_network("the test file"))
