@@ -63,8 +63,8 @@ def test_unknown_cut_point_or_block(base):
     ends = tlkit.block_ends(base, "mobilenet_0.25")
     with pytest.raises(ValueError, match=f"has {len(ends)} blocks"):
         tlkit.unfreeze_top(base, len(ends) + 1, "mobilenet_0.25")
-    # A block list from another backbone names layers this base does not have.
-    with pytest.raises(ValueError, match="has no layer 'conv4_block6_out'"):
+    # Another backbone's name: the base says which backbone it is.
+    with pytest.raises(ValueError, match="is a mobilenet_0.25, but backbone='resnet50'"):
         tlkit.unfreeze_top(base, 2, "resnet50")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import zipfile
 
+import keras
 import numpy as np
 import pytest
 
@@ -71,4 +72,14 @@ def test_fit_with_workdir_logs_and_keeps_the_best_model(tiny_base, tiny_data, tm
     assert history.epochs == 2
     assert history.history["val_loss"] == pytest.approx([float(r["val_loss"]) for r in rows])
     assert zipfile.is_zipfile(tmp_path / "run" / "best.keras")  # the .keras format is a zip archive
-    assert not (tmp_path / "run" / "backup").exists()  # a finished run leaves no backup to resume from
+    # A finished run keeps its last state: called again, it trains nothing and says so...
+    weights = [w.copy() for w in model.get_weights()]
+    keras.utils.set_random_seed(1)
+    model.set_weights([np.zeros_like(w) for w in weights])
+    with pytest.warns(UserWarning, match="holds a finished run \\(2 epochs\\).*nothing is trained"):
+        again = tlkit.fit(model, *tiny_data, epochs=2, workdir=tmp_path / "run", verbose=0)
+    assert again.history == history.history
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))  # the finished weights
+    # ...and asked for more epochs, it goes on from the last one.
+    more = tlkit.fit(model, *tiny_data, epochs=3, workdir=tmp_path / "run", verbose=0)
+    assert more.epochs == 3 and more.history["loss"][:2] == history.history["loss"]

@@ -9,7 +9,14 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tlkit.advise import Advice, advise  # noqa: E402
-from tlkit.backbones import BACKBONES, BackbonePreprocessing, block_ends, get_spec, load_backbone  # noqa: E402
+from tlkit.backbones import (  # noqa: E402
+    BACKBONES,
+    BackbonePreprocessing,
+    backbone_of,
+    block_ends,
+    get_spec,
+    load_backbone,
+)
 from tlkit.augment import RandomCropFlip, augmentation  # noqa: E402
 from tlkit.data import ImageSet, Splits, from_arrays, load_dataset, to_tf  # noqa: E402
 from tlkit.features import accuracy, copy_head, extract, feature_extractor, train_head  # noqa: E402
@@ -38,6 +45,7 @@ __all__ = [
     "accuracy",
     "advise",
     "augmentation",
+    "backbone_of",
     "block_ends",
     "build_classifier",
     "compile_model",

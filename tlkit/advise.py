@@ -19,12 +19,15 @@ from measured runs on Caltech-101 (similar) and Fashion-MNIST (different).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import keras
 import numpy as np
 
-from tlkit.backbones import BackbonePreprocessing, get_spec, load_backbone
+from tlkit.backbones import BackbonePreprocessing, backbone_of, get_spec, load_backbone, resolve_backbone
+from tlkit.checks import check_image_values
 from tlkit.data import ImageSet, Splits
+from tlkit.errors import check_int, check_number
 
 # Training images per class from which a dataset counts as "large". Measured in the learning curves of
 # lesson 05 (mobilenet_0.25, 64 px, 5 classes, 8 fine-tuning epochs, sizes 5-100 per class): on Caltech-101
@@ -39,6 +42,10 @@ SMALL_BELOW = 100
 CALIBRATION = {
     "mobilenet_0.25": (96, 0.25, "Caltech-101 0.132-0.183 (similar), Fashion-MNIST 0.317-0.337 (different)"),
 }
+
+# advise refuses fewer images than this; below about 50 the bootstrap interval is usually wide.
+MIN_SAMPLE = 10
+BOOTSTRAP = 200  # resamples of the sampled images for the distance's interval
 
 STRATEGIES = {
     ("small", "similar"): "freeze the whole base and train a new head on its cached features (lesson 01)",
@@ -65,6 +72,8 @@ class Advice:
     layer_distances: tuple[float, ...] = ()
     sample_size: int = 0
     backbone: str = ""
+    distance_interval: tuple[float, float] = ()  # 90% bootstrap interval over the sampled images
+    confident: bool = True  # False: the interval reaches across the threshold
 
     @property
     def size(self) -> str:
@@ -77,12 +86,18 @@ class Advice:
     def __repr__(self) -> str:
         size_rule = f"< {self.small_below} is small" if self.size == "small" else f">= {self.small_below} is large"
         side = "<" if self.similarity == "similar" else ">="
+        interval = (
+            f", 90% interval {self.distance_interval[0]:.3f}-{self.distance_interval[1]:.3f}"
+            if self.distance_interval
+            else ""
+        )
+        unsure = "" if self.confident else "  UNCERTAIN: the interval reaches across the threshold; measure more images\n"
         return (
             f"Advice({self.quadrant}: {self.strategy}\n"
             f"  images per class: {self.images_per_class} (median over {self.num_classes} classes; {size_rule})\n"
             f"  domain distance:  {self.domain_distance:.3f} ({side} {self.distance_threshold} is {self.similarity}; "
-            f"{self.backbone} BatchNorm statistics, {self.sample_size} images)\n"
-            ")"
+            f"{self.backbone} BatchNorm statistics, {self.sample_size} images{interval})\n"
+            f"{unsure})"
         )
 
 
@@ -98,9 +113,77 @@ def _batchnorm_layers(base: keras.Model) -> list:
     return [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
 
 
+def _checked_images(images) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or len(images) < 2:
+        raise ValueError(
+            f"images must be at least 2 RGB images shaped (n, height, width, 3); got {images.shape}. "
+            "Wrap arrays with tlkit.from_arrays (it turns grayscale into RGB)."
+        )
+    check_image_values(images, "input")
+    return images
+
+
+def _base_for(backbone, base, image_size):
+    """The registry name, the base and the image size the distance is measured with."""
+    if base is not None:
+        from tlkit.model import check_base
+
+        check_base(base)
+        backbone = resolve_backbone(base, backbone) if backbone is not None or backbone_of(base) else None
+    name = get_spec(backbone or "mobilenet_0.25").name
+    if image_size is None:
+        image_size = CALIBRATION[name][0] if name in CALIBRATION else (base.input_shape[1] if base else 224)
+    check_int("image_size", image_size, 32)
+    if base is None:
+        base = load_backbone(name, image_size)
+    elif base.input_shape[1] not in (None, image_size):
+        raise ValueError(
+            f"base takes {base.input_shape[1]} px images but the distance is measured at {image_size} px. "
+            f"Pass base=None (tlkit loads one) or a base built for image_size={image_size}."
+        )
+    return name, base, image_size
+
+
+def image_moments(images, base: keras.Model, backbone: str, image_size: int, batch_size: int = 50):
+    """Per BatchNorm layer of `base`: each image's per-channel mean and mean square of the layer's input.
+
+    Returns `(layers, means, squares)`, the last two lists of `(n, channels)` float64 arrays.
+    """
+    layers = _batchnorm_layers(base)
+    if not layers:
+        raise ValueError(
+            f"{backbone} has no BatchNormalization layers, and the domain distance reads the ImageNet "
+            "statistics they store. Use a backbone with BatchNorm (mobilenet*, resnet50, efficientnet_b0...)."
+        )
+    taps = keras.Model(base.input, [layer.input for layer in layers])
+    preprocess = BackbonePreprocessing(backbone)
+    means, squares = [[] for _ in layers], [[] for _ in layers]
+    for start in range(0, len(images), batch_size):
+        batch = _resized(images[start : start + batch_size], image_size)
+        for i, o in enumerate(taps(preprocess(batch), training=False)):
+            means[i].append(keras.ops.convert_to_numpy(keras.ops.mean(o, axis=(1, 2))).astype("float64"))
+            squares[i].append(keras.ops.convert_to_numpy(keras.ops.mean(o * o, axis=(1, 2))).astype("float64"))
+    return layers, [np.concatenate(m) for m in means], [np.concatenate(q) for q in squares]
+
+
+def _layer_distances(layers, means, squares, weights: np.ndarray | None = None) -> np.ndarray:
+    """Distances per layer; `weights` (rows of per-image weights summing to 1) gives one row per resample."""
+    n = len(means[0])
+    weights = np.full((1, n), 1 / n) if weights is None else weights
+    out = []
+    for layer, m, q in zip(layers, means, squares):
+        mean, meansq = weights @ m, weights @ q
+        std = np.sqrt(np.maximum(meansq - mean**2, 0.0))
+        ref_mean = keras.ops.convert_to_numpy(layer.moving_mean).astype("float64")
+        ref_var = keras.ops.convert_to_numpy(layer.moving_variance).astype("float64") + layer.epsilon
+        out.append(np.mean(((mean - ref_mean) ** 2 + (std - np.sqrt(ref_var)) ** 2) / ref_var, axis=-1))
+    return np.stack(out, axis=-1)  # (resamples, layers)
+
+
 def domain_distances(
     images: np.ndarray,
-    backbone: str = "mobilenet_0.25",
+    backbone: str | None = None,
     base: keras.Model | None = None,
     image_size: int | None = None,
     batch_size: int = 50,
@@ -110,50 +193,14 @@ def domain_distances(
     For each channel c the input of the layer over the sample has mean m and standard deviation
     s; the layer stores ImageNet's running mean M and variance V. The layer's distance is
     `mean_c ((m - M)^2 + (s - sqrt(V))^2) / V`. `images` are 0-255 RGB, resized to `image_size`
-    (default: the size the backbone was calibrated at, else the base's input size).
+    (default: the size the backbone was calibrated at, else the base's input size). `backbone`
+    defaults to the base's own, else `"mobilenet_0.25"`.
     """
-    spec = get_spec(backbone)
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or len(images) < 2:
-        raise ValueError(
-            f"images must be at least 2 RGB images shaped (n, height, width, 3); got {images.shape}. "
-            "Wrap arrays with tlkit.from_arrays (it turns grayscale into RGB)."
-        )
-    if image_size is None:
-        image_size = CALIBRATION[spec.name][0] if spec.name in CALIBRATION else (base.input_shape[1] if base else 224)
-    if base is None:
-        base = load_backbone(spec.name, image_size)
-    elif base.input_shape[1] not in (None, image_size):
-        raise ValueError(
-            f"base takes {base.input_shape[1]} px images but the distance is measured at {image_size} px. "
-            f"Pass base=None (tlkit loads one) or a base built for image_size={image_size}."
-        )
-    layers = _batchnorm_layers(base)
-    if not layers:
-        raise ValueError(
-            f"{spec.name} has no BatchNormalization layers, and the domain distance reads the ImageNet "
-            "statistics they store. Use a backbone with BatchNorm (mobilenet*, resnet50, efficientnet_b0...)."
-        )
-    taps = keras.Model(base.input, [layer.input for layer in layers])
-    preprocess = BackbonePreprocessing(spec.name)
-    count, sums, squares = 0, None, None
-    for start in range(0, len(images), batch_size):
-        batch = _resized(images[start : start + batch_size], image_size)
-        outputs = taps(preprocess(batch), training=False)
-        means = [keras.ops.convert_to_numpy(keras.ops.mean(o, axis=(0, 1, 2))).astype("float64") for o in outputs]
-        meansq = [keras.ops.convert_to_numpy(keras.ops.mean(o * o, axis=(0, 1, 2))).astype("float64") for o in outputs]
-        n = len(batch)
-        sums = [m * n for m in means] if sums is None else [a + m * n for a, m in zip(sums, means)]
-        squares = [q * n for q in meansq] if squares is None else [a + q * n for a, q in zip(squares, meansq)]
-        count += n
-    distances = []
-    for layer, total, total_sq in zip(layers, sums, squares):
-        mean = total / count
-        std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
-        ref_mean = keras.ops.convert_to_numpy(layer.moving_mean).astype("float64")
-        ref_var = keras.ops.convert_to_numpy(layer.moving_variance).astype("float64") + layer.epsilon
-        distances.append(float(np.mean(((mean - ref_mean) ** 2 + (std - np.sqrt(ref_var)) ** 2) / ref_var)))
-    return np.asarray(distances)
+    images = _checked_images(images)
+    check_int("batch_size", batch_size, 1)
+    name, base, image_size = _base_for(backbone, base, image_size)
+    layers, means, squares = image_moments(images, base, name, image_size, batch_size)
+    return _layer_distances(layers, means, squares)[0]
 
 
 def sample_per_class(labels: np.ndarray, total: int, seed: int = 0) -> np.ndarray:
@@ -168,7 +215,7 @@ def sample_per_class(labels: np.ndarray, total: int, seed: int = 0) -> np.ndarra
 
 def advise(
     dataset: ImageSet | Splits,
-    backbone: str = "mobilenet_0.25",
+    backbone: str | None = None,
     base: keras.Model | None = None,
     sample: int = 200,
     distance_threshold: float | None = None,
@@ -177,39 +224,73 @@ def advise(
 ) -> Advice:
     """Places `dataset` in the transfer-learning table, with the numbers behind the choice.
 
+    The distance comes with a 90% bootstrap interval over the sampled images. When the
+    interval reaches across the threshold, the sample cannot tell "similar" from "different":
+    the advice says so (`confident` is False) and a warning asks for more images. Fewer than
+    `MIN_SAMPLE` images, or a single class, are refused.
+
     Args:
         dataset: the target data; for `Splits`, its training split is what is counted and sampled.
-        backbone: the pretrained model you mean to use (its ImageNet statistics are the reference).
+        backbone: the pretrained model you mean to use (its ImageNet statistics are the reference);
+            default: the base's own, else `"mobilenet_0.25"`.
         base: that backbone already loaded (at the calibrated image size), to save loading it again.
         sample: how many images (spread over the classes) the distance is measured on.
         distance_threshold: the distance from which a dataset counts as "different"; default
             the calibrated one for `backbone` (`CALIBRATION`).
         small_below: images per class below which a dataset counts as "small".
+        seed: fixes the sample and the bootstrap.
     """
-    spec = get_spec(backbone)
     train = dataset.train if isinstance(dataset, Splits) else dataset
     if not isinstance(train, ImageSet):
         raise TypeError(
             f"advise takes an ImageSet or Splits, got {type(dataset).__name__}. Load data with "
             "tlkit.load_dataset(...) or wrap arrays with tlkit.from_arrays(images, labels)."
         )
-    if len(train) < 2:
-        raise ValueError(f"advise needs at least 2 images to measure; the dataset has {len(train)}.")
+    check_int("sample", sample, MIN_SAMPLE, fix="The distance needs that many images to mean anything.")
+    check_int("small_below", small_below, 1)
+    check_int("seed", seed)
+    if base is not None:
+        from tlkit.model import check_base
+
+        check_base(base)
+    name = get_spec(resolve_backbone(base, backbone) if base is not None and (backbone or backbone_of(base))
+                    else (backbone or "mobilenet_0.25")).name  # fmt: skip
     if distance_threshold is None:
-        if spec.name not in CALIBRATION:
+        if name not in CALIBRATION:
             raise ValueError(
-                f"No calibrated distance threshold for {spec.name} (calibrated: {', '.join(CALIBRATION)}). "
+                f"No calibrated distance threshold for {name} (calibrated: {', '.join(CALIBRATION)}). "
                 "Measure tlkit.domain_distances(...).mean() on a dataset you know is similar and one you know "
                 "is different, and pass distance_threshold= between the two."
             )
-        distance_threshold = CALIBRATION[spec.name][1]
-    picks = sample_per_class(train.labels, sample, seed)
-    layer_distances = domain_distances(train.images[picks], spec.name, base=base)
-    distance = float(layer_distances.mean())
+        distance_threshold = CALIBRATION[name][1]
+    distance_threshold = check_number("distance_threshold", distance_threshold, 0, exclusive_minimum=True)
     counts = train.class_counts()
+    if len(train) < MIN_SAMPLE or (counts > 0).sum() < 2:
+        raise ValueError(
+            f"advise cannot place a dataset of {len(train)} images in {(counts > 0).sum()} class(es): too few to "
+            f"measure a domain distance that means anything. Received: {len(train)} images. Expected at least "
+            f"{MIN_SAMPLE} images of at least 2 classes (the calibration used 50 and more)."
+        )
+    picks = sample_per_class(train.labels, sample, seed)
+    images = _checked_images(train.images[picks])
+    name, base, image_size = _base_for(name, base, None)
+    layers, means, squares = image_moments(images, base, name, image_size)
+    layer_distances = _layer_distances(layers, means, squares)[0]
+    distance = float(layer_distances.mean())
+    resamples = np.random.default_rng(seed).multinomial(len(picks), np.full(len(picks), 1 / len(picks)), BOOTSTRAP)
+    spread = _layer_distances(layers, means, squares, resamples / len(picks)).mean(axis=-1)
+    low, high = (float(v) for v in np.percentile(spread, [5, 95]))
+    confident = not low < distance_threshold <= high
     per_class = int(np.median(counts[counts > 0]))
     size = "small" if per_class < small_below else "large"
     similarity = "similar" if distance < distance_threshold else "different"
+    if not confident:
+        warnings.warn(
+            f"advise: the domain distance {distance:.3f} of {len(picks)} images has a 90% interval of "
+            f"{low:.3f}-{high:.3f}, which reaches across the threshold {distance_threshold}: this sample cannot "
+            f"tell similar from different. Pass more images (sample=, now {sample}; a larger dataset).",
+            stacklevel=2,
+        )
     return Advice(
         quadrant=f"{size} + {similarity}",
         strategy=STRATEGIES[(size, similarity)],
@@ -220,5 +301,7 @@ def advise(
         small_below=int(small_below),
         layer_distances=tuple(float(d) for d in layer_distances),
         sample_size=len(picks),
-        backbone=spec.name,
+        backbone=name,
+        distance_interval=(low, high),
+        confident=confident,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -187,6 +188,71 @@ def get_spec(name: str | BackboneSpec) -> BackboneSpec:
     return BACKBONES[name]
 
 
+# The names keras.applications gives each backbone's model (tlkit.load_backbone keeps them): the
+# registry name of a base can be read off it, so a base carries its backbone with it, saved or not.
+_MODEL_NAMES = {
+    "mobilenet_0.25": r"mobilenet_0\.25_\d+",
+    "mobilenet_0.5": r"mobilenet_0\.50_\d+",
+    "mobilenet": r"mobilenet_1\.00_\d+",
+    "mobilenet_v2": r"mobilenetv2_1\.00_\d+",
+    "mobilenet_v3_small": r"MobileNetV3Small",
+    "mobilenet_v3_large": r"MobileNetV3Large",
+    "efficientnet_b0": r"efficientnetb0",
+    "resnet50": r"resnet50",
+    "densenet121": r"densenet121",
+    "vgg16": r"vgg16",
+}
+
+
+def backbone_of(base: keras.Model) -> str | None:
+    """The registry name of the backbone `base` was built from, or None if it is not one of them.
+
+    Read from the model's name, which `keras.applications` sets and saving keeps (a base
+    cut with `tlkit.cut` keeps it as a prefix); a renamed base is recognised by its layers.
+    """
+    name = str(getattr(base, "name", ""))
+    for registry_name, pattern in _MODEL_NAMES.items():
+        if re.fullmatch(pattern + r"(_to_.+)?", name):
+            return registry_name
+    layer_names = {layer.name for layer in getattr(base, "layers", [])}
+    matches = [spec.name for spec in BACKBONES.values() if set(spec.blocks) <= layer_names]
+    if len(matches) > 1 and "conv1" in layer_names:  # the MobileNet widths share layer names
+        filters = getattr(base.get_layer("conv1"), "filters", None)
+        by_width = {32: "mobilenet", 16: "mobilenet_0.5", 8: "mobilenet_0.25"}
+        matches = [m for m in matches if m == by_width.get(filters)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def resolve_backbone(base: keras.Model, backbone: str | BackboneSpec | None, argument: str = "backbone") -> str:
+    """The registry name for `base`: `backbone` if given (it must match the base), else the base's own.
+
+    Raises when the two disagree (the wrong preprocessing would train silently) or when
+    neither says which backbone it is.
+    """
+    found = backbone_of(base) if isinstance(base, keras.Model) else None
+    if backbone is None:
+        if found is None:
+            raise ValueError(
+                f"Cannot tell which backbone {getattr(base, 'name', base)!r} is. Received: {argument}=None. "
+                f"Expected {argument}= one of {', '.join(BACKBONES)} (the one the base was built from), "
+                "or a base from tlkit.load_backbone."
+            )
+        return found
+    if not isinstance(backbone, (str, BackboneSpec)):
+        raise TypeError(
+            f"Invalid value for argument `{argument}`. Received: {argument}={backbone!r}. "
+            f"Expected a registry name such as 'mobilenet_0.25' (one of {', '.join(BACKBONES)})."
+        )
+    name = get_spec(backbone).name
+    if found is not None and found != name:
+        raise ValueError(
+            f"The base {base.name!r} is a {found}, but {argument}={name!r} was passed: the model would get "
+            f"{name}'s preprocessing and block list. Received: {argument}={name!r}. Expected {argument}={found!r}, "
+            f"or leave it out (tlkit reads it from the base)."
+        )
+    return name
+
+
 def check_image_size(spec: BackboneSpec, image_size: int) -> None:
     """Raises a clear error when `image_size` is below what the backbone accepts."""
     if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or image_size < spec.min_size:
@@ -231,12 +297,23 @@ def load_backbone(
         image_size: square input size in pixels (default: the backbone's own).
         weights: `"imagenet"` (local file first, download only in the full profile),
             `None` for random initialisation, or the path of a weight file.
+
+    Returns:
+        The base, named as `keras.applications` names it (e.g. `mobilenet_0.25_128`): the
+        name tells `build_classifier`, `feature_extractor` and `block_ends` which backbone it
+        is (`tlkit.backbone_of(base)`), so they need not be told again.
     """
     spec = get_spec(name)
-    image_size = image_size or spec.default_size
+    image_size = spec.default_size if image_size is None else image_size
     check_image_size(spec, image_size)
     if weights is None:
         return spec.build(image_size)
+    if isinstance(weights, str) and weights.lower() in ("imagenet", "image_net", "pretrained") and weights != "imagenet":
+        raise ValueError(f"Invalid value for argument `weights`. Received: weights={weights!r}. "
+                         "Expected 'imagenet', None (random initialisation) or the path of a weight file.")  # fmt: skip
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"Invalid value for argument `weights`. Received: weights={weights!r}. "
+                        "Expected 'imagenet', None (random initialisation) or the path of a weight file.")  # fmt: skip
     if weights != "imagenet":
         path = Path(weights)
         if not path.is_file():
@@ -272,7 +349,7 @@ def _build_from_file(spec: BackboneSpec, image_size: int, path: Path) -> keras.M
     model = spec.build(image_size)
     try:
         model.load_weights(str(path))
-    except (ValueError, KeyError) as error:
+    except (ValueError, KeyError, OSError) as error:
         raise ValueError(
             f"The weight file {path} does not fit {spec.name}: {error}. "
             f"Pass the no-top file made for this architecture ({spec.weight_glob})."
@@ -285,9 +362,12 @@ def offline_backbones() -> list[str]:
     return [name for name, spec in BACKBONES.items() if find_weight_file(spec, spec.default_size)]
 
 
-def block_ends(base: keras.Model, name: str | BackboneSpec) -> list[str]:
-    """The names of the layers that end each block of `base`, first to last."""
-    spec = get_spec(name)
+def block_ends(base: keras.Model, name: str | BackboneSpec | None = None) -> list[str]:
+    """The names of the layers that end each block of `base`, first to last.
+
+    `name` is the registry name of the backbone; by default the base's own (`backbone_of`).
+    """
+    spec = get_spec(resolve_backbone(base, name, "name"))
     ends = list(spec.blocks)
     last = base.layers[-1].name
     if ends[-1] != last:

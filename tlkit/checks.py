@@ -1,15 +1,38 @@
-"""Checks that training data fits a model, run before the first (slow) epoch starts.
+"""Checks that data fits a model, run before the first (slow) epoch or pass starts.
 
 Keras reports a wrong image shape or an out-of-range label deep inside a compiled
-training step (and on a GPU an out-of-range label gives a silent NaN loss instead).
-`check_training_data` looks at the data first and names the fix.
+training step (and on a GPU an out-of-range label gives a silent NaN loss instead); images
+in the wrong value range train without any error at all. These checks look at the data
+first and name the fix. They read a `tf.data` pipeline only through its public API: its
+`element_spec` and its first batch (plus, for a pipeline that `tlkit.to_tf` built, the labels
+it was built from, which `to_tf` registers here).
 """
 
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
+
+# Pipelines built by tlkit.to_tf -> (all their labels, their batch size). Weak: a pipeline
+# that is no longer used drops out; nothing is stored on the pipeline itself.
+_KNOWN_PIPELINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def remember_pipeline(dataset, labels: np.ndarray, batch_size: int) -> None:
+    """Records the labels and batch size of a pipeline that tlkit built, for `check_training_data`."""
+    try:
+        _KNOWN_PIPELINES[dataset] = (np.asarray(labels), int(batch_size))
+    except TypeError:  # not weak-referenceable: the first-batch checks still run
+        pass
+
+
+def _known(dataset):
+    try:
+        return _KNOWN_PIPELINES.get(dataset)
+    except TypeError:
+        return None
 
 
 def _first_batch(dataset):
@@ -20,42 +43,66 @@ def _first_batch(dataset):
     return np.asarray(element[0]), np.asarray(element[1])
 
 
-# Pipeline steps that pass on the labels of the tensors they start from (a `map` may not).
-_LABEL_PRESERVING = {"_PrefetchDataset", "_BatchDataset", "_ShuffleDataset", "_CacheDataset", "_RepeatDataset",
-                     "_OptionsDataset"}  # fmt: skip
+def takes_raw_pixels(model) -> bool:
+    """Whether `model` preprocesses its own input (a `BackbonePreprocessing` layer): it takes 0-255 RGB."""
+    from tlkit.backbones import BackbonePreprocessing
+
+    stack = list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop()
+        if isinstance(layer, BackbonePreprocessing):
+            return True
+        stack.extend(getattr(layer, "layers", []))
+    return False
 
 
-def _source_labels(dataset) -> np.ndarray | None:
-    """All labels of an in-memory `tf.data` pipeline, or None.
+def check_image_values(images, role: str = "train", raw_pixels: bool = True, floats_0_1: str = "raise") -> None:
+    """Raises when `images` hold no valid pixel values; with `raw_pixels`, when they are not 0-255.
 
-    `tlkit.to_tf` records them on the pipeline; otherwise they are found when the pipeline
-    is `from_tensor_slices((images, labels))` followed only by shuffle/batch/prefetch steps.
+    Args:
+        images: a NumPy batch or set of images.
+        role: how the message names them ("train", "validation", ...).
+        raw_pixels: the consumer takes 0-255 RGB (a tlkit model): negative values, values
+            above 255 and floats that all lie in [0, 1] are refused.
+        floats_0_1: "raise" refuses floats in [0, 1]; "ignore" leaves them to the caller.
     """
-    recorded = getattr(dataset, "_tlkit_labels", None)
-    if recorded is not None:
-        return np.asarray(recorded)
-    while dataset is not None:
-        name = type(dataset).__name__
-        if name == "_TensorSliceDataset":
-            tensors = getattr(dataset, "_tensors", None)
-            return np.asarray(tensors[1]) if isinstance(tensors, (list, tuple)) and len(tensors) == 2 else None
-        if name not in _LABEL_PRESERVING:
-            return None
-        dataset = getattr(dataset, "_input_dataset", None)
-    return None
-
-
-def batch_size_of(dataset) -> int | None:
-    """The batch size of a batched `tf.data` pipeline (found through map/prefetch), or None."""
-    while dataset is not None:
-        size = getattr(dataset, "_batch_size", None)
-        if size is not None:
-            try:
-                return int(size)
-            except (TypeError, ValueError):
-                return None
-        dataset = getattr(dataset, "_input_dataset", None)
-    return None
+    images = np.asarray(images)
+    if images.dtype == bool or not np.issubdtype(images.dtype, np.number) or np.iscomplexobj(images):
+        raise ValueError(
+            f"Invalid {role} images. Received: images of dtype {images.dtype}. Expected numbers: uint8 RGB "
+            "values 0-255 (or floats 0-255). Convert them, e.g. np.asarray(images, 'uint8')."
+        )
+    if images.size == 0:
+        return
+    if np.issubdtype(images.dtype, np.floating):
+        finite = np.isfinite(images)
+        if not finite.all():
+            bad = int((~finite).sum())
+            raise ValueError(
+                f"Invalid {role} images. Received: {bad} NaN or infinite pixel value(s) in {images.shape[0]} images. "
+                "Expected finite values 0-255. Find where they come from (a division by zero in normalisation, "
+                "a failed decode) or replace them, e.g. np.nan_to_num(images)."
+            )
+    if not raw_pixels:
+        return
+    low, high = float(images.min()), float(images.max())
+    if low < 0:
+        raise ValueError(
+            f"Invalid {role} images. Received: values from {low:g} to {high:g}. Expected raw RGB values 0-255: "
+            "tlkit models apply the backbone's own preprocessing inside. These look normalised already "
+            "(e.g. to [-1, 1] or mean 0); pass the images before that step, e.g. (x + 1) * 127.5 for [-1, 1]."
+        )
+    if high > 255:
+        raise ValueError(
+            f"Invalid {role} images. Received: values up to {high:g}. Expected RGB values 0-255. Scale them "
+            "to 0-255 first (16-bit images: x / 257; other ranges: x * 255 / x.max())."
+        )
+    if floats_0_1 == "raise" and np.issubdtype(images.dtype, np.floating) and 0 < high <= 1:
+        raise ValueError(
+            f"Invalid {role} images. Received: float values from {low:g} to {high:g} (images scaled to 0-1). "
+            "Expected RGB values 0-255: tlkit models preprocess 0-255 images inside, and 0-1 images look "
+            "black to them. Multiply by 255 (images * 255), or wrap them with tlkit.from_arrays, which does it."
+        )
 
 
 def check_images(model, shape: tuple, role: str = "train") -> None:
@@ -89,8 +136,8 @@ def check_labels(
 ) -> None:
     """Raises when `labels` are not integer class indices that fit `num_classes` outputs.
 
-    With `complete` (all the labels, not one batch), also warns when there are more
-    outputs than the labels use.
+    With `complete` (all the labels, not one batch), also refuses training labels of a
+    single class and warns when there are more outputs than the labels use.
     """
     outputs = num_classes
     labels = np.asarray(labels)
@@ -102,9 +149,10 @@ def check_labels(
             "(sparse labels). For one-hot labels pass labels.argmax(-1)."
         )
     if labels.size == 0:
-        return
-    whole = np.issubdtype(labels.dtype, np.integer) or (
-        np.issubdtype(labels.dtype, np.number) and np.all(np.mod(labels, 1) == 0)
+        raise ValueError(f"The {role} data is empty (0 labels). Expected at least one image per class.")
+    numeric = np.issubdtype(labels.dtype, np.number) and labels.dtype != bool
+    whole = numeric and (
+        np.issubdtype(labels.dtype, np.integer) or (np.all(np.isfinite(labels)) and np.all(np.mod(labels, 1) == 0))
     )
     if not whole:
         raise ValueError(
@@ -118,24 +166,32 @@ def check_labels(
             f"(labels 0..{outputs - 1}). Build the head with num_classes={max(high + 1, 2)} "
             "(e.g. num_classes=splits.num_classes), or fix the labels."
         )
-    if complete and role == "train" and high + 1 < outputs:
-        warnings.warn(
-            f"{name} has {outputs} outputs but the train labels only use 0..{high}: "
-            f"did you mean num_classes={high + 1}?",
-            stacklevel=3,
-        )
+    if complete and role == "train":
+        if low == high:
+            raise ValueError(
+                f"The train labels hold a single class ({low}) in {labels.size} images. Expected images of at "
+                "least 2 classes: a classifier learns nothing from one. Check the split (e.g. shuffle before "
+                "slicing) or the class selection."
+            )
+        if high + 1 < outputs:
+            warnings.warn(
+                f"{name} has {outputs} outputs but the train labels only use 0..{high}: "
+                f"did you mean num_classes={high + 1}?",
+                stacklevel=3,
+            )
 
 
 def check_training_data(model, train, val=None, y=None) -> int | None:
     """Checks `train` (and `val`) against `model` before training; returns the batch size if known.
 
     Takes what `tlkit.fit` takes: a `tf.data` pipeline of `(images, labels)` batches (all its
-    labels when they are held in memory, as `tlkit.to_tf` builds it; else its first batch),
-    NumPy images with `y`, or `(images, labels)` for `val`.
+    labels when `tlkit.to_tf` built it; else its first batch), NumPy images with `y`, or
+    `(images, labels)` for `val`.
     """
     from tlkit.data import ImageSet
 
     single = not isinstance(model.input_shape, list) and not isinstance(model.output_shape, list)
+    raw_pixels = takes_raw_pixels(model)
     batch_size = None
     for role, data, labels in (("train", train, y), ("validation", val, None)):
         if data is None:
@@ -145,35 +201,33 @@ def check_training_data(model, train, val=None, y=None) -> int | None:
                 f"The {role} data is an ImageSet; pass it as a tf.data pipeline: tlkit.to_tf(data, batch_size) "
                 "(or train, val, test = splits.to_tf(batch_size))."
             )
-        complete = False
+        complete, images = False, None
         if isinstance(data, (tuple, list)) and len(data) >= 2 and labels is None:
-            shape, labels, complete = np.shape(data[0]), np.asarray(data[1]), True
+            images, labels, complete = data[0], np.asarray(data[1]), True
         elif hasattr(data, "__array__"):
-            shape, complete = np.shape(data), labels is not None
+            images, complete = data, labels is not None
+            if labels is not None and len(labels) != len(images):
+                raise ValueError(f"{len(images)} {role} images but {len(labels)} labels: pass one label per image.")
         elif hasattr(data, "element_spec") and hasattr(data, "take"):
             spec = data.element_spec
             if not isinstance(spec, (tuple, list)) or len(spec) < 2 or not hasattr(spec[0], "shape"):
                 continue
-            shape = tuple(spec[0].shape) if spec[0].shape.rank is not None else None
+            images, first_labels = _first_batch(data)
+            if images is None:
+                raise ValueError(f"The {role} pipeline is empty: it yields no batch. Expected at least one batch.")
+            known = _known(data)
+            labels, complete = (known[0], True) if known is not None else (first_labels, False)
             if role == "train":
-                batch_size = batch_size_of(data)
-            # All labels of an in-memory pipeline; else those of the first batch (which costs
-            # one pass over the pipeline's start, so only when needed).
-            labels = _source_labels(data)
-            complete = labels is not None
-            if labels is None:
-                images, labels = _first_batch(data)
-                if images is None:
-                    continue
-                shape = images.shape
-                if batch_size is None and role == "train":
-                    batch_size = len(images)
+                batch_size = known[1] if known is not None else len(images)
         else:
             continue  # a PyDataset or generator: Keras checks it
         if not single:
             continue  # several inputs or outputs: beyond these checks
-        if shape is not None:
-            check_images(model, shape, role)
+        images_array = np.asarray(images) if not hasattr(images, "shape") else images
+        if len(images_array.shape) == 0 or images_array.shape[0] == 0:
+            raise ValueError(f"The {role} data is empty (0 images). Expected at least one image per class.")
+        check_images(model, tuple(images_array.shape), role)
+        check_image_values(images_array, role, raw_pixels=raw_pixels)
         if labels is not None:
             check_labels(labels, model.output_shape[-1], role, complete=complete, name=model.name)
     return batch_size

@@ -315,7 +315,9 @@ def decode_images(items: Sequence, image_size: int, workers: int | None = None) 
 def _per_class_counts(n: int, amount: int | float | None, role: str) -> int:
     if amount is None:
         return 0
-    if isinstance(amount, float):
+    if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{role}={amount!r}: give a count (int) or a fraction (float) in [0, 1).")
+    if isinstance(amount, (float, np.floating)):
         if not 0 <= amount < 1:
             raise ValueError(f"{role}={amount}: a fraction must be in [0, 1).")
         return int(round(n * amount))
@@ -379,10 +381,25 @@ def load_dataset(
         val_per_class, test_per_class: per class, a count (int) or a fraction (float).
         seed: fixes which images land in which split.
     """
-    image_size = image_size or get_profile().image_size
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(
+            f"Invalid value for argument `source`. Received: source={source!r}. Expected a folder path, "
+            "'caltech101', 'fashion_mnist' or 'tfds:<name>'. For arrays use tlkit.from_arrays(images, labels)."
+        )
+    if image_size is None:
+        image_size = get_profile().image_size
     for name, value in (("image_size", image_size), ("images_per_class", images_per_class)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-            raise ValueError(f"{name} must be a positive whole number; got {value!r}.")
+            raise ValueError(
+                f"{name} must be a positive whole number. Received: {name}={value!r}. Expected an integer >= 1."
+            )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"Invalid value for argument `seed`. Received: seed={seed!r}. Expected an integer.")
+    if isinstance(classes, bool):
+        raise ValueError(
+            f"Invalid value for argument `classes`. Received: classes={classes!r}. "
+            "Expected class names, or an int for that many of the largest classes."
+        )
     index = index_source(source, classes)
     positions = split_index(index.labels, index.class_names, images_per_class, val_per_class, test_per_class, seed)
     parts, skipped = [], 0
@@ -405,13 +422,22 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
     """Wraps NumPy images `(n, h, w[, c])` and integer labels as an `ImageSet`, checked.
 
     Grayscale (no channel axis, or 1 channel) is repeated to RGB; a 4th (alpha) channel is
-    dropped with a warning; values must already be 0-255.
+    dropped with a warning. Values must be 0-255; floats that all lie in [0, 1] (the other
+    common way to hold images) are scaled to 0-255, with a warning. Negative values, values
+    above 255, NaN and infinity are refused: they would be clipped into garbage.
     """
+    from tlkit.checks import check_image_values
+
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4:
-        raise ValueError(f"Images must have shape (n, height, width[, channels]); got {images.shape}.")
+        raise ValueError(
+            f"Invalid value for argument `images`. Received: an array of shape {images.shape}. "
+            "Expected shape (n, height, width[, channels])."
+        )
+    if len(images) == 0:
+        raise ValueError("Invalid value for argument `images`. Received: 0 images. Expected at least 2.")
     channels = images.shape[-1]
     if channels == 1:
         images = np.repeat(images, 3, axis=-1)
@@ -425,18 +451,45 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
         )
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} labels: pass one label per image.")
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError("Labels must be a 1-D array of integer class indices (not one-hot, not strings).")
+    if labels.ndim != 1 or labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(
+            "Labels must be a 1-D array of integer class indices (not one-hot, not strings). Received: labels of "
+            f"shape {labels.shape} and dtype {labels.dtype}. For one-hot labels pass labels.argmax(-1); for names, "
+            "np.unique(names, return_inverse=True)."
+        )
+    if class_names is not None and (isinstance(class_names, str) or len(set(map(str, class_names))) != len(class_names)):
+        raise ValueError(
+            f"Invalid value for argument `class_names`. Received: class_names={class_names!r}. "
+            "Expected a list of distinct names, one per class."
+        )
     num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
     if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(
             f"Labels must lie in [0, {num_classes - 1}] for {num_classes} classes; "
             f"found {labels.min()}..{labels.max()}. Pass class_names for every class, or fix the labels."
         )
-    if num_classes < 2:
-        raise ValueError("A classifier needs at least 2 classes; the labels hold only one.")
-    names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
-    return ImageSet(np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.int32), names)
+    if num_classes < 2 or len(np.unique(labels)) < 2:
+        raise ValueError(
+            "A classifier needs at least 2 classes; the labels hold only one. Received: labels with the single "
+            f"value {labels.flat[0]}. Expected labels of 2 or more classes."
+        )
+    check_image_values(images, "input", floats_0_1="ignore")
+    if np.issubdtype(images.dtype, np.floating) and 0 < images.max() <= 1:
+        warnings.warn(
+            f"The images are floats from {float(images.min()):g} to {float(images.max()):g}: read as 0-1 images "
+            "and scaled to 0-255. Pass uint8 or 0-255 values to silence this.",
+            stacklevel=2,
+        )
+        images = images * 255.0
+    elif np.issubdtype(images.dtype, np.integer) and images.max() == 1:
+        warnings.warn(
+            f"The images only hold the values {int(images.min())}..{int(images.max())}: they will look black. "
+            "If they are binary masks or 0-1 images, multiply them by 255.",
+            stacklevel=2,
+        )
+    names = list(map(str, class_names)) if class_names is not None else [str(i) for i in range(num_classes)]
+    pixels = images if images.dtype == np.uint8 else np.rint(images).astype(np.uint8)
+    return ImageSet(pixels, labels.astype(np.int32), names)
 
 
 # ---------------------------------------------------------------------------- pipelines
@@ -450,6 +503,20 @@ def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=N
     """
     import tensorflow as tf
 
+    from tlkit.checks import remember_pipeline
+    from tlkit.errors import check_int
+
+    if not isinstance(data, ImageSet):
+        raise TypeError(
+            f"Invalid value for argument `data`. Received: {type(data).__name__}. Expected an ImageSet "
+            "(splits.train, or tlkit.from_arrays(images, labels)); for Splits use splits.to_tf(batch_size)."
+        )
+    check_int("batch_size", batch_size, 1)
+    if augment is not None and not callable(augment):
+        raise TypeError(
+            f"Invalid value for argument `augment`. Received: augment={augment!r}. "
+            "Expected a Keras layer such as tlkit.augmentation(), or None."
+        )
     ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels))
     if shuffle:
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
@@ -457,5 +524,5 @@ def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=N
     if augment is not None:
         ds = augmented(ds, augment, seed)
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    ds._tlkit_labels = data.labels  # so that tlkit.fit checks every label before training
+    remember_pipeline(ds, data.labels, batch_size)  # so that tlkit.fit checks every label before training
     return ds

@@ -13,7 +13,10 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from tlkit.backbones import BackbonePreprocessing, get_spec
+from tlkit.backbones import BackbonePreprocessing, resolve_backbone
+from tlkit.checks import check_image_values, check_images, takes_raw_pixels
+from tlkit.errors import check_choice, check_int, check_number, invalid
+from tlkit.runs import NonFiniteStop
 from tlkit.train import History, compile_model
 
 
@@ -37,17 +40,29 @@ def pooled(x, pooling: str):
 
 def feature_extractor(
     base: keras.Model,
-    backbone: str,
+    backbone: str | None = None,
     layers: Sequence[str] | None = None,
     pooling: str = "avg",
 ) -> keras.Model:
     """Images (0-255) -> preprocess -> frozen `base` -> pooled features.
 
-    With `layers`, one output per named layer (one forward pass serves every cut point).
+    `backbone` (its registry name, which picks the preprocessing) defaults to the base's
+    own; a name that does not match the base is an error. With `layers`, one output per
+    named layer (one forward pass serves every cut point).
     """
+    from tlkit.model import check_base, layer_index
+
+    check_base(base)
+    backbone = resolve_backbone(base, backbone)
+    check_choice("pooling", pooling, ("avg", "max", "grid", "grid4"))
+    if layers is not None:
+        if isinstance(layers, str) or not len(layers):
+            raise invalid("layers", layers, "a non-empty list of layer names, e.g. tlkit.block_ends(base)")
+        for name in layers:
+            layer_index(base, name)
     base.trainable = False
     inputs = keras.Input(shape=base.input_shape[1:], name="images")
-    x = BackbonePreprocessing(get_spec(backbone).name, name="preprocess")(inputs)
+    x = BackbonePreprocessing(backbone, name="preprocess")(inputs)
     if layers is None:
         outputs = pooled(base(x, training=False), pooling)
     else:
@@ -61,14 +76,40 @@ def extract(extractor: keras.Model, images: np.ndarray, batch_size: int = 64):
 
     The images are padded to whole batches, so the model is traced for one batch shape
     only (a smaller last batch would cost a second trace, about a third of a pass).
+    The images are checked first (shape, 0-255 values), the features after (NaN or inf).
     """
+    if not isinstance(extractor, keras.Model):
+        raise invalid("extractor", type(extractor).__name__, "a Keras model, e.g. tlkit.feature_extractor(base)")
+    batch_size = check_int("batch_size", batch_size, 1)
+    if hasattr(images, "element_spec") or not hasattr(images, "__len__"):
+        raise TypeError(
+            f"Invalid value for argument `images`. Received: {type(images).__name__}. Expected a NumPy array of "
+            "images (n, height, width, 3), e.g. splits.train.images."
+        )
+    images = np.asarray(images)
+    if images.ndim == 0 or len(images) == 0:
+        raise ValueError(f"Invalid value for argument `images`. Received: {images.shape[:1] or 'no'} images. "
+                         "Expected at least one image.")  # fmt: skip
+    check_images(extractor, images.shape, "input")
+    check_image_values(images, "input", raw_pixels=takes_raw_pixels(extractor))
     n = len(images)
-    batch_size = max(1, min(batch_size, n))
+    batch_size = min(batch_size, n)
     padding = -n % batch_size
     if padding:
         images = np.concatenate([images, np.zeros((padding, *images.shape[1:]), images.dtype)])
     features = extractor.predict(images, batch_size=batch_size, verbose=0)
-    return [f[:n] for f in features] if isinstance(features, list) else features[:n]
+    features = [f[:n] for f in features] if isinstance(features, list) else features[:n]
+    for part in features if isinstance(features, list) else [features]:
+        bad = ~np.isfinite(part)
+        if bad.any():
+            rows = int(bad.reshape(len(part), -1).any(axis=1).sum())
+            raise FloatingPointError(
+                f"{extractor.name} gave NaN or infinite features for {rows} of {n} images. Received: images from "
+                f"{float(images[:n].min()):g} to {float(images[:n].max()):g}. Expected finite features: check the "
+                "input range (0-255 RGB for tlkit extractors) and the base's weights (a base trained with too high "
+                "a learning rate can hold NaN)."
+            )
+    return features
 
 
 def head_model(num_features: int, num_classes: int, dropout: float = 0.2) -> keras.Model:
@@ -90,10 +131,30 @@ def train_head(
     dropout: float = 0.2,
     verbose: int = 0,
 ) -> tuple[keras.Model, History]:
-    """Trains a head on cached features; returns it and its history."""
+    """Trains a head on cached features; returns it and its history.
+
+    Raises `FloatingPointError` when the loss becomes NaN or infinite (lower the learning rate).
+    """
     from tlkit.checks import check_labels
 
-    check_labels(labels, num_classes)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+        raise invalid("num_classes", num_classes, "an integer >= 2 (one output per class)")
+    features = _checked_features(features, "features")
+    labels = np.asarray(labels)
+    if len(features) != len(labels):
+        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels: pass one label per image.")
+    check_labels(labels, num_classes, complete=True)
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
+    check_number("learning_rate", learning_rate, 0, 1, exclusive_minimum=True)
+    check_number("dropout", dropout, 0, 1, exclusive_maximum=True)
+    if val is not None:
+        if not isinstance(val, (tuple, list)) or len(val) != 2:
+            raise invalid("val", type(val).__name__, "a (features, labels) pair, or None")
+        val = (_checked_features(val[0], "val features", features.shape[-1]), np.asarray(val[1]))
+        if len(val[0]) != len(val[1]):
+            raise ValueError(f"{len(val[0])} validation feature rows but {len(val[1])} labels.")
+        check_labels(val[1], num_classes, role="validation")
     head = head_model(features.shape[-1], num_classes, dropout)
     compile_model(head, learning_rate)
     head.steps_per_execution = -(-len(features) // batch_size)  # one call per epoch, not one per step
@@ -102,7 +163,7 @@ def train_head(
         val = val and _dataset(*val, batch_size)
     else:
         data = {"x": features, "y": labels, "batch_size": batch_size, "shuffle": True}
-    result = head.fit(**data, validation_data=val, epochs=epochs, verbose=verbose)
+    result = head.fit(**data, validation_data=val, epochs=epochs, verbose=verbose, callbacks=[NonFiniteStop()])
     return head, History({k: [float(v) for v in vals] for k, vals in result.history.items()})
 
 
@@ -114,6 +175,21 @@ def _dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle:
     if shuffle:
         ds = ds.shuffle(len(features), reshuffle_each_iteration=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def _checked_features(features, role: str, width: int | None = None) -> np.ndarray:
+    features = np.asarray(features)
+    if features.ndim != 2 or not np.issubdtype(features.dtype, np.number) or features.dtype == bool:
+        raise ValueError(
+            f"Invalid {role}. Received: an array of shape {features.shape} and dtype {features.dtype}. Expected "
+            "numbers shaped (n, features), e.g. tlkit.extract(extractor, images) with one output."
+        )
+    if width is not None and features.shape[-1] != width:
+        raise ValueError(f"The {role} have {features.shape[-1]} columns; the training features have {width}.")
+    if not np.isfinite(features).all():
+        raise ValueError(f"The {role} hold NaN or infinite values. Expected finite features: extract them again "
+                         "from 0-255 images (tlkit.extract checks them).")  # fmt: skip
+    return features
 
 
 def copy_head(head: keras.Model, classifier: keras.Model) -> None:

@@ -7,15 +7,33 @@ more than one line: unfreeze the top N blocks, freeze up to a layer, cut at a la
 
 from __future__ import annotations
 
+import numbers
+
 import keras
 
-from tlkit.backbones import BackbonePreprocessing, block_ends, get_spec
+from tlkit.backbones import BackbonePreprocessing, block_ends, resolve_backbone
+from tlkit.errors import check_choice, check_int, check_number
+
+
+def check_base(base, argument: str = "base") -> None:
+    """Raises unless `base` is a Keras model that takes batches of RGB images."""
+    if not isinstance(base, keras.Model):
+        raise TypeError(
+            f"Invalid value for argument `{argument}`. Received: {type(base).__name__}. "
+            "Expected a Keras model, e.g. tlkit.load_backbone('mobilenet_0.25', 128)."
+        )
+    shape = base.input_shape
+    if isinstance(shape, list) or len(shape) != 4 or shape[-1] != 3:
+        raise ValueError(
+            f"Invalid value for argument `{argument}`. Received: a model taking {shape}. Expected a base "
+            "taking RGB images (batch, height, width, 3), e.g. tlkit.load_backbone(name, image_size)."
+        )
 
 
 def build_classifier(
     base: keras.Model,
     num_classes: int,
-    backbone: str,
+    backbone: str | None = None,
     dropout: float = 0.2,
     pooling: str = "avg",
     augment: keras.layers.Layer | None = None,
@@ -29,14 +47,37 @@ def build_classifier(
     included (keras-team/keras#20285). What keeps a BatchNorm layer in inference mode, with
     its ImageNet statistics, is `trainable=False`: the freezing helpers below keep BatchNorm
     frozen unless asked (`train_batchnorm=True`).
+
+    Args:
+        base: the pretrained base (`tlkit.load_backbone`).
+        num_classes: one output per class, at least 2.
+        backbone: its registry name, which picks the preprocessing; by default read from
+            the base (`tlkit.backbone_of`). A name that does not match the base is an error.
+        dropout: the dropout rate before the head, in [0, 1).
+        pooling: `"avg"` or `"max"`.
+        augment: a layer applied to the images first (e.g. `tlkit.augmentation()`).
+        name: the model's name.
     """
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int of at least 2 (one output per class); got {num_classes!r}.")
-    if pooling not in ("avg", "max"):
-        raise ValueError(f"pooling must be 'avg' or 'max'; got {pooling!r}.")
+    check_base(base)
+    backbone = resolve_backbone(base, backbone)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
+        raise ValueError(
+            f"num_classes must be an int of at least 2 (one output per class). Received: num_classes={num_classes!r}. "
+            "Expected e.g. num_classes=splits.num_classes."
+        )
+    num_classes = int(num_classes)
+    check_number("dropout", dropout, 0, 1, exclusive_maximum=True)
+    check_choice("pooling", pooling, ("avg", "max"))
+    if augment is not None and not callable(augment):
+        raise TypeError(
+            f"Invalid value for argument `augment`. Received: augment={augment!r}. "
+            "Expected a Keras layer such as tlkit.augmentation(), or None."
+        )
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"Invalid value for argument `name`. Received: name={name!r}. Expected a string or None.")
     inputs = keras.Input(shape=base.input_shape[1:], name="images")
     x = augment(inputs) if augment is not None else inputs
-    x = BackbonePreprocessing(get_spec(backbone).name, name="preprocess")(x)
+    x = BackbonePreprocessing(backbone, name="preprocess")(x)
     x = base(x, training=False)
     pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
     x = pool(name="pool")(x)
@@ -51,7 +92,7 @@ def freeze(model: keras.Model | keras.layers.Layer) -> None:
     model.trainable = False
 
 
-def _layer_index(base: keras.Model, layer_name: str) -> int:
+def layer_index(base: keras.Model, layer_name: str) -> int:
     names = [layer.name for layer in base.layers]
     if layer_name not in names:
         from tlkit.errors import suggest
@@ -73,7 +114,7 @@ def freeze_up_to(base: keras.Model, layer_name: str, train_batchnorm: bool = Fal
     Keras (the value is unchanged) and leaves the frozen layers frozen; set it to False
     first, or call `unfreeze_all(base)`.
     """
-    stop = _layer_index(base, layer_name)
+    stop = layer_index(base, layer_name)
     base.trainable = True
     for i, layer in enumerate(base.layers):
         is_bn = isinstance(layer, keras.layers.BatchNormalization)
@@ -85,11 +126,17 @@ def unfreeze_all(base: keras.Model, train_batchnorm: bool = False) -> None:
     freeze_up_to(base, base.layers[0].name, train_batchnorm)  # the input layer: everything after it learns
 
 
-def unfreeze_top(base: keras.Model, blocks: int, backbone: str, train_batchnorm: bool = False) -> None:
-    """Unfreezes the top `blocks` blocks of `base` (block boundaries from the registry)."""
+def unfreeze_top(base: keras.Model, blocks: int, backbone: str | None = None, train_batchnorm: bool = False) -> None:
+    """Unfreezes the top `blocks` blocks of `base` (block boundaries from the registry).
+
+    `backbone` defaults to the base's own (`tlkit.backbone_of`).
+    """
+    if not isinstance(train_batchnorm, bool):
+        raise TypeError(f"Invalid value for argument `train_batchnorm`. Received: {train_batchnorm!r}. Expected True "
+                        "or False.")  # fmt: skip
+    backbone = resolve_backbone(base, backbone)
     ends = block_ends(base, backbone)
-    if not 0 <= blocks <= len(ends):
-        raise ValueError(f"{backbone} has {len(ends)} blocks; blocks={blocks} must be between 0 and {len(ends)}.")
+    check_int("blocks", blocks, 0, len(ends), fix=f"{backbone} has {len(ends)} blocks.")
     if blocks == 0:
         freeze(base)
     elif blocks == len(ends):
@@ -100,7 +147,7 @@ def unfreeze_top(base: keras.Model, blocks: int, backbone: str, train_batchnorm:
 
 def cut(base: keras.Model, layer_name: str) -> keras.Model:
     """The part of `base` from its input to `layer_name` (an earlier, more generic feature layer)."""
-    _layer_index(base, layer_name)
+    layer_index(base, layer_name)
     return keras.Model(base.input, base.get_layer(layer_name).output, name=f"{base.name}_to_{layer_name}")
 
 

@@ -1,22 +1,36 @@
 """Training in two phases: the new head first, then fine-tuning at a lower learning rate.
 
-With a `workdir`, every epoch is backed up (`keras.callbacks.BackupAndRestore`), logged to
-CSV and the best model kept (`ModelCheckpoint`): a run that is interrupted (a Colab
-disconnect, a killed process) continues from its last finished epoch when started again.
+With a `workdir`, every epoch is backed up, logged to CSV and the best model kept (see
+`tlkit.runs`): a run that is interrupted (a Colab disconnect, a killed process, even mid-way
+through writing a backup) continues from its last finished epoch when started again.
+A loss that becomes NaN or infinite stops training with an error that says what to check.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import os
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
 
 from tlkit.checks import check_training_data
+from tlkit.errors import check_int, check_number, invalid
 from tlkit.memory import batch_size_hint
+from tlkit.runs import (
+    NonFiniteStop,
+    RunFolder,
+    RunFolderError,
+    RunState,
+    history_of,
+    load_state_weights,
+    read_state,
+    save_weights_atomic,
+)
 
 
 @dataclasses.dataclass
@@ -44,6 +58,12 @@ class History:
 
 def compile_model(model: keras.Model, learning_rate: float = 1e-3, jit_compile: bool | str = "auto") -> None:
     """Adam, sparse categorical cross-entropy, accuracy. Call again after changing `trainable`."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"Invalid value for argument `model`. Received: {type(model).__name__}. Expected a Keras model.")
+    check_number("learning_rate", learning_rate, 0, 1, exclusive_minimum=True, fix="Typical values: 1e-3 for a new "
+                 "head, 1e-5 to 1e-4 for fine-tuning.")  # fmt: skip
+    if jit_compile not in (True, False, "auto"):
+        raise invalid("jit_compile", jit_compile, "True, False or 'auto'")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -52,47 +72,49 @@ def compile_model(model: keras.Model, learning_rate: float = 1e-3, jit_compile: 
     )
 
 
-def training_callbacks(workdir: str | Path | None, monitor: str = "val_accuracy", patience: int | None = None) -> list:
-    """BackupAndRestore + CSVLogger + best-model ModelCheckpoint in `workdir` (and EarlyStopping)."""
-    callbacks = []
-    if patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True))
-    if workdir is None:
-        return callbacks
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = workdir / "log.csv"
-    resuming = (workdir / "backup").exists()
-    if not resuming and log.exists():
-        log.unlink()  # a finished or never-started run: start the log afresh
-    best_so_far = max(read_log(log).get(monitor, []) or [None], key=lambda v: -1 if v is None else v)
-    # The backup goes last: a run killed before it finishes repeats the epoch, and `read_log`
-    # keeps the repeat's row, instead of skipping an epoch the log never saw.
-    callbacks += [
-        keras.callbacks.CSVLogger(str(log), append=True),
-        keras.callbacks.ModelCheckpoint(
-            str(workdir / "best.keras"),
-            monitor=monitor,
-            mode="max" if "acc" in monitor else "min",
-            save_best_only=True,
-            initial_value_threshold=best_so_far,
-        ),
-        keras.callbacks.BackupAndRestore(str(workdir / "backup")),
-    ]
-    return callbacks
+def training_callbacks(
+    workdir: str | Path | None,
+    monitor: str = "val_accuracy",
+    patience: int | None = None,
+    state: RunState | None = None,
+) -> list:
+    """The callbacks `fit` trains with: stop on NaN/inf, then the run's state (`tlkit.runs.RunFolder`).
+
+    With a `workdir`, the state is backed up after every epoch (atomically: a kill at any
+    moment leaves the last finished epoch), the metrics go to `log.csv` and the best model
+    by `monitor` to `best.keras`; `patience` stops early, and its count survives a resume.
+    """
+    return [NonFiniteStop(), RunFolder(Path(workdir) if workdir is not None else None, monitor, patience, state)]
 
 
 def read_log(path: str | Path) -> dict[str, list[float]]:
-    """The per-epoch metrics that `keras.callbacks.CSVLogger` wrote, as lists of floats."""
+    """The per-epoch metrics of a `log.csv` (the one a workdir holds), as lists of floats."""
     path = Path(path)
     if not path.exists():
         return {}
     with path.open() as f:
-        rows = list(csv.DictReader(f))
+        rows = [r for r in csv.DictReader(f) if None not in r.values()]  # a row cut short is no epoch
     if rows and "epoch" in rows[0]:
-        # An epoch logged twice (killed after logging, before its backup) keeps its last row.
+        # An epoch logged twice keeps its last row.
         rows = sorted({int(r["epoch"]): r for r in rows}.values(), key=lambda r: int(r["epoch"]))
     return {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {}) if k != "epoch"}
+
+
+def _check_fit_arguments(model, epochs, initial_epoch, workdir, patience) -> None:
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"Invalid value for argument `model`. Received: {type(model).__name__}. Expected a Keras model.")
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            f"{model.name} is not compiled. Received: an uncompiled model. Expected a compiled one: call "
+            "tlkit.compile_model(model, learning_rate) first (and again after changing `trainable`)."
+        )
+    check_int("epochs", epochs, 1)
+    check_int("initial_epoch", initial_epoch, 0, epochs - 1, fix=f"It must be below epochs={epochs}: "
+              "epochs is the number of the last epoch, not a count of more epochs.")  # fmt: skip
+    if patience is not None:
+        check_int("patience", patience, 1, fix="Pass None for no early stopping.")
+    if workdir is not None and not isinstance(workdir, (str, os.PathLike)):
+        raise invalid("workdir", workdir, "a folder path (str or pathlib.Path) or None")
 
 
 def fit(
@@ -106,29 +128,59 @@ def fit(
     verbose: int | str = "auto",
     **fit_kwargs,
 ) -> History:
-    """`model.fit` with the standard callbacks; the history covers resumed epochs too."""
+    """`model.fit` with the standard callbacks; the history covers resumed epochs too.
+
+    Args:
+        model: a compiled model (`compile_model`).
+        train: a `tf.data` pipeline of `(images, labels)` batches (`tlkit.to_tf`), or images
+            with `y=labels`.
+        val: validation data in the same form (or `(images, labels)`), or None.
+        epochs: the number of the last epoch, as in Keras (not a count of more epochs).
+        initial_epoch: the epoch to start at (e.g. after a first phase).
+        workdir: a folder that makes the run resumable: started again after a crash or a
+            kill, it goes on from the last finished epoch. A run that finished returns its
+            history without training (pass more `epochs` to go on, or another folder).
+        patience: early stopping after this many epochs without improvement, restoring the
+            best weights.
+
+    Raises:
+        FloatingPointError: the loss or a metric became NaN or infinite.
+        tlkit.runs.RunFolderError: `workdir` is damaged or holds a run of another model.
+    """
+    _check_fit_arguments(model, epochs, initial_epoch, workdir, patience)
     monitor = "val_accuracy" if val is not None else "accuracy"
     if not hasattr(train, "__array__"):  # a tf.data pipeline or PyDataset shuffles itself
         fit_kwargs.setdefault("shuffle", False)
     batch_size = check_training_data(model, train, val, fit_kwargs.get("y")) or fit_kwargs.get("batch_size")
-    # Keras keeps the epoch that BackupAndRestore restored on the model (`_initial_epoch`) and
-    # starts every later `fit` there; clear it so each call starts where it is told to.
-    model._initial_epoch = None
-    try:
-        with batch_size_hint(batch_size):
-            result = model.fit(
-                train,
-                validation_data=val,
-                epochs=epochs,
-                initial_epoch=initial_epoch,
-                callbacks=training_callbacks(workdir, monitor, patience) + list(fit_kwargs.pop("callbacks", [])),
-                verbose=verbose,
-                **fit_kwargs,
+    workdir = Path(workdir) if workdir is not None else None
+    state = None
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        state = read_state(workdir, model)
+        if state is not None and (state.stopped or state.epoch >= epochs):
+            load_state_weights(model, workdir, state)
+            warnings.warn(
+                f"{workdir} holds a finished run ({state.epoch} epochs{', stopped early' if state.stopped else ''}): "
+                "its weights are loaded and nothing is trained. Pass more epochs to go on, another workdir, or "
+                f"tlkit.train.clear({str(workdir)!r}) to train again from scratch.",
+                stacklevel=2,
             )
-    finally:
-        model._initial_epoch = None
-    logged = read_log(Path(workdir) / "log.csv") if workdir is not None else {}
-    return History(logged or {k: [float(v) for v in vals] for k, vals in result.history.items()})
+            return History(history_of(state))
+        if state is not None:
+            initial_epoch = state.epoch
+    callbacks = training_callbacks(workdir, monitor, patience, state)
+    with batch_size_hint(batch_size):
+        result = model.fit(
+            train,
+            validation_data=val,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callbacks + list(fit_kwargs.pop("callbacks", [])),
+            verbose=verbose,
+            **fit_kwargs,
+        )
+    run = callbacks[-1].state
+    return History(history_of(run) if run is not None and run.epochs else {k: [float(v) for v in vals] for k, vals in result.history.items()})
 
 
 def fit_two_phase(
@@ -151,17 +203,35 @@ def fit_two_phase(
     `lambda b: tlkit.unfreeze_top(b, 2, "mobilenet_0.25")`). The model is recompiled with
     `fine_tune_learning_rate` in between: Keras reads `trainable` at compile time.
     """
+    check_int("head_epochs", head_epochs, 1)
+    check_int("fine_tune_epochs", fine_tune_epochs, 1)
+    if not callable(unfreeze):
+        raise invalid("unfreeze", unfreeze, "a function of the base, e.g. lambda b: tlkit.unfreeze_top(b, 2)")
+    if not isinstance(model, keras.Model) or base not in _nested_layers(model):
+        raise ValueError(
+            f"Invalid value for argument `base`. Received: {getattr(base, 'name', base)!r}, which is not a layer of "
+            f"{getattr(model, 'name', model)!r}. Expected the base the model was built on "
+            "(tlkit.build_classifier(base, ...)): freezing another model changes nothing in this one."
+        )
+    check_number("fine_tune_learning_rate", fine_tune_learning_rate, 0, 1, exclusive_minimum=True)
     workdir = Path(workdir) if workdir is not None else None
     done = workdir / "head_done.weights.h5" if workdir is not None else None
     base.trainable = False
     compile_model(model, head_learning_rate, jit_compile)
     if done is not None and done.exists():
-        model.load_weights(str(done))
+        try:
+            model.load_weights(str(done))
+        except Exception as error:
+            raise RunFolderError(
+                f"The resume folder {workdir} is damaged: {done.name} cannot be loaded ({str(error)[:200]}). "
+                f"Received: workdir={str(workdir)!r}. Delete {done} to redo phase one from its own backup, or "
+                "pass another workdir."
+            ) from None
         head = History(read_log(workdir / "head" / "log.csv"))
     else:
         head = fit(model, train, val, head_epochs, workdir=workdir and workdir / "head", verbose=verbose)
         if done is not None:
-            model.save_weights(str(done))
+            save_weights_atomic(model, done)
     unfreeze(base)
     compile_model(model, fine_tune_learning_rate, jit_compile)
     tuned = fit(
@@ -174,6 +244,13 @@ def fit_two_phase(
         verbose=verbose,
     )
     return head + tuned
+
+
+def _nested_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _nested_layers(layer)
 
 
 def clear(workdir: str | Path) -> None:
