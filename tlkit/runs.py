@@ -53,18 +53,17 @@ class RunState:
     format: int = FORMAT
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
+    """Flushes a written file to disk before it is renamed into place."""
+    with open(path, "rb+") as f:
         os.fsync(f.fileno())
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".tmp_{path.name}")
+    tmp.write_bytes(data)
+    _fsync(tmp)
+    os.replace(tmp, path)
 
 
 def save_weights_atomic(model: keras.Model, path: Path) -> None:
@@ -216,6 +215,9 @@ class RunFolder(keras.callbacks.Callback):
         return best is None or (value > best if self.mode == "max" else value < best)
 
     def on_train_begin(self, logs=None):
+        if self.workdir is not None:  # what a kill mid-write left behind
+            for leftover in [*self.workdir.glob(".tmp_*"), *(self.workdir / "backup").glob(".tmp_*")]:
+                leftover.unlink(missing_ok=True)
         if self.state is None:
             self.state = RunState(fingerprint=fingerprint(self.model))
         elif self.workdir is not None:

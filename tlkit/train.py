@@ -179,8 +179,10 @@ def fit(
             verbose=verbose,
             **fit_kwargs,
         )
-    run = callbacks[-1].state
-    return History(history_of(run) if run is not None and run.epochs else {k: [float(v) for v in vals] for k, vals in result.history.items()})
+    run = next(c.state for c in callbacks if isinstance(c, RunFolder))
+    if run is not None and run.epochs:
+        return History(history_of(run))
+    return History({k: [float(v) for v in vals] for k, vals in result.history.items()})
 
 
 def fit_two_phase(
