@@ -133,3 +133,58 @@ def test_no_network_variable_refuses_every_download(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", _tripwire)
     monkeypatch.setenv("TLKIT_NO_NETWORK", "1")
     assert "TLKIT_NO_NETWORK is set" in _fails_fast(lambda: network.require_network("the test file"))
+
+
+# ---------------------------------------------------------------------------- a network that serves nothing
+
+
+@pytest.fixture
+def silent_server():
+    """A server on 127.0.0.1 that accepts connections and never answers (a hung proxy, a black hole)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)  # the kernel completes the handshakes; nothing is ever read or sent
+    yield server.getsockname()[1]
+    server.close()
+
+
+@pytest.fixture
+def answering_server():
+    """An HTTP server on 127.0.0.1 that serves one small file."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_response(200 if self.path == "/small.txt" else 404)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_server_that_accepts_but_never_answers_is_no_network(silent_server, monkeypatch):
+    monkeypatch.delenv("TLKIT_NO_NETWORK", raising=False)
+    with socket.create_connection(("127.0.0.1", silent_server), timeout=1):
+        pass  # a TCP connection succeeds: a connect-only check would call this a network
+    start = time.perf_counter()
+    assert not network.network_available("127.0.0.1", silent_server, timeout=1.0)
+    assert not network.network_available(url=f"http://127.0.0.1:{silent_server}/small.txt", timeout=1.0)
+    assert time.perf_counter() - start < 4  # two checks, each within its 1 s deadline
+    with pytest.raises(ConnectionError, match="did not answer an HTTP request within 1 s.*TLKIT_ASSETS"):
+        network.require_network("the test file", "127.0.0.1", timeout=1.0, url=f"http://127.0.0.1:{silent_server}/")
+
+
+def test_a_server_that_answers_is_a_network(answering_server, monkeypatch):
+    monkeypatch.delenv("TLKIT_NO_NETWORK", raising=False)
+    assert network.network_available(url=f"http://127.0.0.1:{answering_server}/small.txt", timeout=5.0)
+    assert network.network_available("127.0.0.1", answering_server, timeout=5.0)  # a 404 is an answer too
+    assert network.probe_url("storage.googleapis.com").endswith(".h5")  # the known small file

@@ -400,6 +400,8 @@ def load_dataset(
             f"Invalid value for argument `classes`. Received: classes={classes!r}. "
             "Expected class names, or an int for that many of the largest classes."
         )
+    for role, amount in (("val_per_class", val_per_class), ("test_per_class", test_per_class)):
+        _per_class_counts(1, amount, role)  # checked before any image is read
     index = index_source(source, classes)
     positions = split_index(index.labels, index.class_names, images_per_class, val_per_class, test_per_class, seed)
     parts, skipped = [], 0
