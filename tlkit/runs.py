@@ -128,6 +128,9 @@ def read_state(workdir: Path, model: keras.Model) -> RunState | None:
 def load_state_weights(model: keras.Model, workdir: Path, state: RunState) -> None:
     """Loads the model and optimizer of `state`; raises `RunFolderError` naming the folder if it fails."""
     backup = workdir / "backup"
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:  # else Keras skips the saved optimizer state
+        optimizer.build(model.trainable_variables)
     try:
         model.load_weights(str(backup / state.weights))
     except Exception as error:  # h5py's OSError ("file signature not found"), a shape ValueError...
@@ -221,7 +224,7 @@ class RunFolder(keras.callbacks.Callback):
         if self.state is None:
             self.state = RunState(fingerprint=fingerprint(self.model))
         elif self.workdir is not None:
-            load_state_weights(self.model, self.workdir, self.state)  # the optimizer is built by now
+            load_state_weights(self.model, self.workdir, self.state)
             write_log(self.workdir / "log.csv", self.state)  # drops rows of epochs after the backup
 
     def on_epoch_end(self, epoch, logs=None):
