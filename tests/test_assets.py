@@ -275,3 +275,29 @@ def test_the_manifest_covers_every_source_and_part():
         assert covered == required, name
     eurosat = {e.path.split("/")[2] for e in entries if e.part == "eurosat"}
     assert eurosat == {"Forest", "Industrial", "Pasture", "Residential", "River"}
+
+
+def test_dataset_path_fetches_a_missing_part_into_the_cache(server, manifest, tmp_path, monkeypatch):
+    """What the full profile's loaders call for the datasets the pack holds."""
+    monkeypatch.setattr(assets, "manifest_path", lambda: manifest)
+    monkeypatch.delenv("TLKIT_ASSETS", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TLKIT_ASSETS_MIRROR", server.url)
+    with pytest.raises(assets.AssetsError, match="Two ways on"):
+        assets.dataset_path("tiny", download=False)
+    folder = assets.dataset_path("tiny")
+    assert folder == (tmp_path / "cache/tlkit/assets/datasets/tiny").resolve()
+    assert (folder / "b/2.jpg").read_bytes() == PACK["datasets/tiny/b/2.jpg"]
+
+
+@pytest.mark.usefixtures("assets")  # $TLKIT_ASSETS holds the real pack; skips without it
+def test_full_profile_reads_a_complete_local_copy_without_network(monkeypatch):
+    from tlkit import data
+
+    def refuse(*args, **kwargs):
+        raise OSError("network unreachable (cut by the test)")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setenv("TLKIT_PROFILE", "full")
+    index = data.index_source("fashion_mnist")
+    assert len(index.labels) == 70_000 and index.class_names[0] == "T-shirt/top"
