@@ -112,7 +112,9 @@ def run(notebook_path: Path, out: Path, timeout: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path)
-    parser.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the executed notebook and figures")
+    parser.add_argument(
+        "--out", type=Path, default=Path("outputs"), help="folder for the executed notebook and figures"
+    )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     parser.add_argument("--check", action="store_true", help="only check that the lesson can run (no install needed)")
     args = parser.parse_args(argv)

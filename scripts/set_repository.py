@@ -1,7 +1,7 @@
 """Writes the project's repository URL into the Colab badges and install cells.
 
 The URL is defined once, as `Repository` under `[project.urls]` in pyproject.toml. The README's
-badges, each notebook's badge (`colab.research.google.com/github/<owner>/<name>/blob/<branch>/...`)
+"lives at <url>" and badges, each notebook's badge (`colab.research.google.com/github/<owner>/<name>/blob/<branch>/...`)
 and each notebook's install cell (`pip install git+<repository>`) are written from it.
 
     python scripts/set_repository.py                       # rewrite README.md and notebooks/*.ipynb
@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 BRANCH = "main"  # the branch the Colab badges open
 URL_LINE = re.compile(r'^(Repository\s*=\s*")([^"]+)(")', re.MULTILINE)
 BADGE = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/[\w./-]+?/notebooks/")
+HOME = re.compile(r"(?<=lives at )https://github\.com/[\w.-]+/[\w.-]+?(?=[;,\s)]|\.(?:\s|$))")  # README
 INSTALL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+?(?=[\"'\\\s@#]|\.git)(\.git)?")
 
 
@@ -30,7 +31,7 @@ def repository(root: Path = REPO) -> str:
     """The `Repository` URL of `[project.urls]` in pyproject.toml."""
     match = URL_LINE.search((root / "pyproject.toml").read_text())
     if not match:
-        sys.exit("pyproject.toml has no `Repository = \"...\"` line under [project.urls].")
+        sys.exit('pyproject.toml has no `Repository = "..."` line under [project.urls].')
     return match.group(2).rstrip("/")
 
 
@@ -45,6 +46,7 @@ def rewrite(text: str, url: str, branch: str = BRANCH) -> str:
         sys.exit(f"Invalid repository URL {url!r}. Expected https://github.com/<owner>/<name> (Colab opens GitHub).")
     owner, name = match.group(1), match.group(2)
     text = BADGE.sub(f"https://colab.research.google.com/github/{owner}/{name}/blob/{branch}/notebooks/", text)
+    text = HOME.sub(f"https://github.com/{owner}/{name}", text)
     return INSTALL.sub(f"git+https://github.com/{owner}/{name}", text)
 
 
@@ -58,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         pyproject = args.root / "pyproject.toml"
         rewrite("", args.url)  # validates the URL
-        pyproject.write_text(URL_LINE.sub(lambda m: m.group(1) + args.url.rstrip("/") + m.group(3), pyproject.read_text()))
+        pyproject.write_text(
+            URL_LINE.sub(lambda m: m.group(1) + args.url.rstrip("/") + m.group(3), pyproject.read_text())
+        )
     url = repository(args.root)
     stale = []
     for path in files(args.root):

@@ -141,7 +141,9 @@ def test_truncated_file_is_kept_as_part_and_reported(server, manifest, tmp_path)
     server.faults["weights/tiny.h5"] = ["truncate"] * 10
     start = time.monotonic()
     with pytest.raises(assets.AssetsError, match=r"interrupted .*run the same command again to resume"):
-        assets.fetch(tmp_path / "pack", only=["weights"], mirror=server.url, manifest=manifest, progress=False, retries=1)
+        assets.fetch(
+            tmp_path / "pack", only=["weights"], mirror=server.url, manifest=manifest, progress=False, retries=1
+        )
     assert time.monotonic() - start < 5
     part = tmp_path / "pack/weights/tiny.h5.part"
     assert 0 < part.stat().st_size < len(RNG_BYTES)
@@ -151,7 +153,9 @@ def test_truncated_file_is_kept_as_part_and_reported(server, manifest, tmp_path)
 def test_interrupted_fetch_resumes_with_a_range_request(server, manifest, tmp_path):
     server.faults["weights/tiny.h5"] = ["truncate"]
     with pytest.raises(assets.AssetsError, match="interrupted"):  # first run: breaks off, no retry
-        assets.fetch(tmp_path / "pack", only=["weights"], mirror=server.url, manifest=manifest, progress=False, retries=0)
+        assets.fetch(
+            tmp_path / "pack", only=["weights"], mirror=server.url, manifest=manifest, progress=False, retries=0
+        )
     have = (tmp_path / "pack/weights/tiny.h5.part").stat().st_size
     assert have == len(RNG_BYTES) // 2
     assets.fetch(tmp_path / "pack", only=["weights"], mirror=server.url, manifest=manifest, progress=False)

@@ -113,10 +113,17 @@ SOURCES: dict[str, list[Source]] = {
     ],
     "fashion-mnist": [
         Source(_FASHION + f"data/fashion/{name}.gz", f"datasets/fashion-mnist/{name}.gz")
-        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+        for name in (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        )
     ],
     "eurosat": [
-        Source("https://zenodo.org/records/7711810/files/EuroSAT_RGB.zip?download=1", "datasets/eurosat", "archive", keep=2)
+        Source(
+            "https://zenodo.org/records/7711810/files/EuroSAT_RGB.zip?download=1", "datasets/eurosat", "archive", keep=2
+        )
     ],
     "sentiment-labelled-sentences": [
         Source(
@@ -305,7 +312,9 @@ def verify(
     if not optional:
         entries = [e for e in entries if e.check != "optional" or (folder / e.path).exists()]
     with ThreadPoolExecutor(4) as pool:
-        ok = pool.map(lambda e: (folder / e.path).is_file() and file_digest(folder / e.path, e.check) == e.sha256, entries)
+        ok = pool.map(
+            lambda e: (folder / e.path).is_file() and file_digest(folder / e.path, e.check) == e.sha256, entries
+        )
         return [e for e, good in zip(entries, ok) if not good]
 
 
@@ -563,7 +572,7 @@ def derive_glove_subset(archive: str | os.PathLike, out: str | os.PathLike, word
         with open(out, "wb") as raw, gzip.GzipFile(filename="", mode="wb", compresslevel=9, fileobj=raw, mtime=0) as g:
             for _, line in zip(range(words), text):
                 word, *values = line.rstrip("\n").split(" ")
-                g.write((word + " " + " ".join("%.5g" % float(v) for v in values) + "\n").encode("utf-8"))
+                g.write((word + " " + " ".join(f"{float(v):.5g}" for v in values) + "\n").encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------- fetching
@@ -635,9 +644,7 @@ def _write_sums(dest: Path, entries: list[Entry]) -> None:
     """Writes SHA256SUMS in the part's folder (of the files present), so `sha256sum -c` works there."""
     root = entries[0].path.split("/")[0]
     base = f"{root}/{entries[0].part}" if root == "datasets" else root
-    lines = [
-        f"{file_digest(dest / e.path)}  {e.path[len(base) + 1 :]}\n" for e in entries if (dest / e.path).is_file()
-    ]
+    lines = [f"{file_digest(dest / e.path)}  {e.path[len(base) + 1 :]}\n" for e in entries if (dest / e.path).is_file()]
     if lines:
         (dest / base / "SHA256SUMS").write_text("".join(lines))
 
@@ -653,7 +660,11 @@ def ensure(candidates: Iterable[str | os.PathLike] = (), manifest=None, download
         folder = Path(value).expanduser().resolve()
         absent = missing(folder, manifest=manifest) if folder.is_dir() else None
         if absent is None or absent:
-            what = "is not a folder" if absent is None else f"lacks {len(absent)} of the pack's files (e.g. {absent[0].path})"
+            what = (
+                "is not a folder"
+                if absent is None
+                else f"lacks {len(absent)} of the pack's files (e.g. {absent[0].path})"
+            )
             raise AssetsError(
                 f"${ASSETS_ENV} points to {folder}, which {what}; tlkit does not download into a folder "
                 f"named by ${ASSETS_ENV} unasked. Complete it with `python tlkit/assets.py fetch --dest {folder}` "
