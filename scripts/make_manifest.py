@@ -1,7 +1,7 @@
-"""Writes data/assets.tsv, tlkit's manifest of the asset pack, from a verified copy's SHA256SUMS files.
+"""Writes tlkit/assets.tsv, tlkit's manifest of the asset pack, from a verified copy's SHA256SUMS files.
 
-    python scripts/make_manifest.py ../shared/data            # rewrites data/assets.tsv
-    python scripts/make_manifest.py ../shared/data --check    # exits 1 if data/assets.tsv differs
+    python scripts/make_manifest.py ../shared/data            # rewrites tlkit/assets.tsv
+    python scripts/make_manifest.py ../shared/data --check    # exits 1 if tlkit/assets.tsv differs
 
 Each folder of the copy holding a SHA256SUMS file is one part of the pack. Every line of those
 files becomes a manifest line `sha256<TAB>size<TAB>path<TAB>check`, after checking that the
@@ -59,7 +59,7 @@ def manifest_lines(root: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("copy", type=Path, help="a verified copy of the pack (e.g. ../shared/data)")
-    parser.add_argument("--out", type=Path, default=REPO / "data" / "assets.tsv")
+    parser.add_argument("--out", type=Path, default=REPO / "tlkit" / "assets.tsv")
     parser.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
     args = parser.parse_args()
     text = HEADER + "".join(manifest_lines(args.copy.resolve()))

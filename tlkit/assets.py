@@ -11,7 +11,7 @@ sentiment sentences, laid out as
     datasets/sentiment-labelled-sentences/{amazon_cells,imdb,yelp}_labelled.txt, readme.txt
     embeddings/glove.6B.50d.top20k.txt.gz
 
-Every file is checked against the project's manifest of SHA-256 hashes (`data/assets.tsv`).
+Every file is checked against the project's manifest of SHA-256 hashes (`tlkit/assets.tsv`).
 `SOURCES` below lists where each part comes from; it is the one place that names them.
 
     python -m tlkit.assets fetch [--dest DIR] [--only NAME ...]   # or: make assets
@@ -170,12 +170,11 @@ class Entry:
 
 
 def manifest_path() -> Path:
-    """The manifest shipped with tlkit (`data/assets.tsv` in a checkout)."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "data" / "assets.tsv", here / "manifest" / "assets.tsv"):
-        if candidate.is_file():
-            return candidate
-    raise AssetsError(f"tlkit's asset manifest is missing (looked for data/assets.tsv beside {here}). Reinstall tlkit.")
+    """The manifest shipped with tlkit: `assets.tsv` beside this module."""
+    path = Path(__file__).resolve().with_name("assets.tsv")
+    if not path.is_file():
+        raise AssetsError(f"tlkit's asset manifest {path} is missing. Reinstall tlkit.")
+    return path
 
 
 def read_manifest(path: str | os.PathLike | None = None) -> list[Entry]:
@@ -274,7 +273,7 @@ def dataset_path(name: str, download: bool = True) -> Path:
 
 def no_assets_message(what: str = "its offline assets", reason: str = "") -> str:
     """One paragraph: what is missing, and the two ways on."""
-    reason = f" {reason.rstrip('.')}." if reason else ""
+    reason = f" {reason.strip().rstrip('.')}." if reason else ""
     return (
         f"tlkit needs {what} (ImageNet weights, Caltech-101, Fashion-MNIST, EuroSAT, GloVe vectors; about "
         f"260 MB) and found none: ${ASSETS_ENV} is not set and the cache {cache_dir()} is empty.{reason} "
@@ -679,14 +678,17 @@ def ensure(candidates: Iterable[str | os.PathLike] = (), manifest=None, download
         raise AssetsError(no_assets_message())
     mirror = os.environ.get(MIRROR_ENV)
     probe = mirror or SOURCES["weights"][0].url
+    looked = "".join(f" There is no copy in {Path(c)} either." for c in candidates)
     if not reachable(probe):
         host = urllib.parse.urlsplit(probe).netloc
-        raise AssetsError(no_assets_message(reason=f"Fetching them failed: {host} cannot be reached (no network?)"))
-    print(f"Fetching the assets into {cache_dir()} (once; about 1.1 GB to download) ...", file=sys.stderr)
+        reason = f"{looked} Fetching them failed: {host} cannot be reached (no network?)"
+        raise AssetsError(no_assets_message(reason=reason))
+    size = "from the mirror" if mirror else "about 1.1 GB to download"
+    print(f"Fetching the assets into {cache_dir()} (once; {size}) ...", file=sys.stderr)
     try:
         return fetch(cache_dir(), mirror=mirror, manifest=manifest).resolve()
     except AssetsError as error:
-        raise AssetsError(no_assets_message(reason=f"Fetching them failed: {error}")) from None
+        raise AssetsError(no_assets_message(reason=f"{looked} Fetching them failed: {error}")) from None
 
 
 def reachable(url: str, timeout: float = 5.0) -> bool:
