@@ -118,8 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     parser.add_argument("--check", action="store_true", help="only check that the lesson can run (no install needed)")
     args = parser.parse_args(argv)
-    if not args.notebook.is_file():
-        parser.error(f"{args.notebook} does not exist")
+    if not args.notebook.is_file():  # "03" or "03_large_similar_fine_tune_top" name a lesson too
+        lessons = sorted((REPO / "notebooks").glob("*.ipynb"))
+        found = [p for p in lessons if p.name.startswith(args.notebook.name)]
+        if len(found) != 1:
+            names = ", ".join(p.name for p in lessons)
+            sys.exit(
+                f"No lesson {str(args.notebook)!r}. Pass a notebook, e.g. LESSON=notebooks/{lessons[0].name}; "
+                f"the lessons: {names}."
+            )
+        args.notebook = found[0]
     profile, folder = choose_profile(args.notebook)
     if args.check:
         return 0
