@@ -90,6 +90,12 @@ class Server:
         self.httpd.server_close()
 
 
+@pytest.fixture(autouse=True)
+def _no_mirror_from_outside(monkeypatch):
+    """A mirror set for the whole run (a classroom's) must not redirect these tests."""
+    monkeypatch.delenv("TLKIT_ASSETS_MIRROR", raising=False)
+
+
 @pytest.fixture
 def server():
     srv = Server(PACK)
