@@ -15,6 +15,7 @@ LINTED := tlkit tests benchmarks scripts
 .PHONY: lesson test lint assets lab clean
 
 $(PY):
+	@echo "Creating $(VENV) and installing tlkit's dependencies (the first time only: a few minutes) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
@@ -28,7 +29,7 @@ assets:
 
 lesson:
 	@$(PYTHON) scripts/run_lesson.py $(LESSON) --check
-	@$(MAKE) --no-print-directory $(VENV)/.installed-lessons
+	@$(MAKE) -s --no-print-directory $(VENV)/.installed-lessons
 	$(PY) scripts/run_lesson.py $(LESSON) --out $(OUT)
 
 # The assets for the tests: $TLKIT_ASSETS when set (never downloaded into), else ../shared/data
@@ -36,7 +37,7 @@ lesson:
 # network, one paragraph says so before anything is installed.
 test:
 	@assets="$$($(ASSETS) ensure ../shared/data)" && \
-	$(MAKE) --no-print-directory $(VENV)/.installed-test && \
+	$(MAKE) -s --no-print-directory $(VENV)/.installed-test && \
 	echo "TLKIT_PROFILE=offline TLKIT_ASSETS=$$assets $(PY) -m pytest --nbval-lax tests notebooks" && \
 	TLKIT_PROFILE=offline TLKIT_ASSETS="$$assets" KERAS_HOME=$(CURDIR)/.keras_home \
 		$(PY) -m pytest --nbval-lax tests notebooks
