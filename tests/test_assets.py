@@ -311,3 +311,20 @@ def test_full_profile_reads_a_complete_local_copy_without_network(monkeypatch):
     monkeypatch.setenv("TLKIT_PROFILE", "full")
     index = data.index_source("fashion_mnist")
     assert len(index.labels) == 70_000 and index.class_names[0] == "T-shirt/top"
+
+
+def test_glove_derivation_reproduces_the_manifest_hash(assets, tmp_path):
+    """glove.6B.50d.txt's first 20,000 lines, as the official zip holds them, give the pack's file.
+
+    The stand-in zip holds the pack's own 20,000 lines followed by more words: the derivation
+    must keep exactly the first 20,000 and write them so the manifest's hash matches.
+    """
+    from tlkit import assets as tla  # the `assets` argument is the pack folder
+
+    entry = next(e for e in tla.read_manifest() if e.path == "embeddings/glove.6B.50d.top20k.txt.gz")
+    lines = gzip.decompress((assets / entry.path).read_bytes())
+    with zipfile.ZipFile(tmp_path / "glove.6B.zip", "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("glove.6B.50d.txt", lines + b"zzyzx" + b" 0.5" * 50 + b"\n")
+        z.writestr("glove.6B.100d.txt", b"the" + b" 0.1" * 100 + b"\n")
+    tla.derive_glove_subset(tmp_path / "glove.6B.zip", tmp_path / "out.txt.gz")
+    assert tla.file_digest(tmp_path / "out.txt.gz", entry.check) == entry.sha256
