@@ -1,16 +1,21 @@
-# Two entry points: `make lesson` runs the first lesson end to end, `make test` runs the tests.
-# Each creates .venv and installs what it needs on first use.
+# Entry points: `make lesson` runs the first lesson end to end, `make test` runs the tests,
+# `make assets` fetches the offline assets, `make lint` checks the code style.
+# Each creates .venv and installs what it needs on first use (after the quick checks, which need
+# only the standard library: a machine that cannot run the command hears so before installing).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 LESSON ?= notebooks/00_why_transfer_works.ipynb
 OUT ?= outputs
-# Offline assets for the tests: $TLKIT_ASSETS, else ../shared/data beside the checkout.
-TEST_ASSETS := $(abspath $(or $(TLKIT_ASSETS),../shared/data))
+# The offline assets (see tlkit/assets.py): `make assets` fetches them into DEST (default
+# $TLKIT_ASSETS, else ~/.cache/tlkit/assets); ONLY="weights caltech101" fetches some parts.
+ASSETS := $(PYTHON) tlkit/assets.py
+LINTED := tlkit tests benchmarks scripts
 
-.PHONY: lesson test lab clean
+.PHONY: lesson test lint assets lab clean
 
 $(PY):
+	@echo "Creating $(VENV) and installing tlkit's dependencies (the first time only: a few minutes) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
@@ -19,15 +24,33 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e ".[$*]"
 	touch $@
 
-lesson: $(VENV)/.installed-lessons
+assets:
+	$(ASSETS) fetch $(if $(DEST),--dest $(DEST)) $(if $(ONLY),--only $(ONLY))
+
+lesson:
+	@$(PYTHON) scripts/run_lesson.py $(LESSON) --check
+	@$(MAKE) -s --no-print-directory $(VENV)/.installed-lessons
 	$(PY) scripts/run_lesson.py $(LESSON) --out $(OUT)
 
-test: $(VENV)/.installed-test
-	TLKIT_PROFILE=offline TLKIT_ASSETS=$(TEST_ASSETS) KERAS_HOME=$(CURDIR)/.keras_home \
+# The assets for the tests: $TLKIT_ASSETS when set (never downloaded into), else ../shared/data
+# beside the checkout, else the cache, else fetched into the cache; with none of these and no
+# network, one paragraph says so before anything is installed.
+test:
+	@assets="$$($(ASSETS) ensure ../shared/data)" && \
+	$(MAKE) -s --no-print-directory $(VENV)/.installed-test && \
+	echo "TLKIT_PROFILE=offline TLKIT_ASSETS=$$assets $(PY) -m pytest --nbval-lax tests notebooks" && \
+	TLKIT_PROFILE=offline TLKIT_ASSETS="$$assets" KERAS_HOME=$(CURDIR)/.keras_home \
 		$(PY) -m pytest --nbval-lax tests notebooks
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/nbqa ruff notebooks
 
 lab: $(VENV)/.installed-lab
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
 	rm -rf $(VENV) $(OUT) .keras_home .pytest_cache
+
+# More targets go below, each named in a .PHONY line of its own.

@@ -30,9 +30,10 @@ import tlkit
 
 
 @pytest.fixture(autouse=True)
-def _offline_and_seeded(monkeypatch):
-    """Every test: offline profile, float32 policy, seed 0."""
+def _offline_and_seeded(monkeypatch, tmp_path_factory):
+    """Every test: offline profile, float32 policy, seed 0, an empty asset cache."""
     monkeypatch.setenv("TLKIT_PROFILE", "offline")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))  # no test reads ~/.cache/tlkit
     keras.mixed_precision.set_global_policy("float32")
     keras.utils.set_random_seed(0)
     yield

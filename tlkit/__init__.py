@@ -34,6 +34,16 @@ from tlkit.train import History, compile_model, fit, fit_two_phase  # noqa: E402
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """`tlkit.assets` on first use: not imported at start-up, so `python -m tlkit.assets` runs it cleanly."""
+    if name == "assets":
+        import importlib
+
+        return importlib.import_module("tlkit.assets")
+    raise AttributeError(f"module 'tlkit' has no attribute {name!r}")
+
+
 __all__ = [
     "Advice",
     "BACKBONES",

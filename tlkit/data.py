@@ -27,7 +27,7 @@ from tlkit.profiles import assets_dir, get_profile
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 # Datasets with an offline copy in $TLKIT_ASSETS/datasets, and their tfds names online.
-LOCAL_DATASETS = {"caltech101": "caltech101", "fashion_mnist": "fashion-mnist"}
+LOCAL_DATASETS = {"caltech101": "caltech101", "fashion_mnist": "fashion-mnist", "eurosat": "eurosat"}
 
 
 @dataclasses.dataclass
@@ -236,8 +236,15 @@ def index_tfds(name: str, split: str = "all", data_dir: str | None = None) -> _I
 
 def _local_dataset_dir(name: str) -> Path | None:
     assets = assets_dir(required=get_profile().name == "offline")
-    if assets is None:
-        return None
+    if get_profile().name == "full":  # the offline profile's files: local if complete, else fetched once
+        from tlkit.assets import AssetsError, dataset_path
+        from tlkit.network import require_network
+
+        try:
+            return dataset_path(LOCAL_DATASETS[name], download=False)
+        except AssetsError:
+            require_network(f"the {name} files")
+            return dataset_path(LOCAL_DATASETS[name])
     folder = assets / "datasets" / LOCAL_DATASETS[name]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is missing: $TLKIT_ASSETS should hold datasets/{LOCAL_DATASETS[name]}.")
@@ -251,8 +258,8 @@ def index_source(source: str | os.PathLike, classes=None) -> _Index:
         return index_image_folder(source, classes)
     if source == "fashion_mnist":
         index = index_fashion_mnist()
-    elif source == "caltech101" and _local_dataset_dir("caltech101") is not None:
-        return index_image_folder(_local_dataset_dir("caltech101"), classes)
+    elif source in ("caltech101", "eurosat"):
+        return index_image_folder(_local_dataset_dir(source), classes)
     elif get_profile().name == "offline":
         raise ValueError(
             f"{source!r} is neither a folder nor a dataset with an offline copy ({', '.join(LOCAL_DATASETS)}). "

@@ -63,16 +63,22 @@ def get_profile(name: str | None = None) -> Profile:
 
 
 def assets_dir(required: bool = True) -> Path | None:
-    """The folder named by `$TLKIT_ASSETS` (laid out like `shared/data`), checked."""
+    """The assets folder: `$TLKIT_ASSETS`, else the cache that `python -m tlkit.assets fetch` fills.
+
+    See `tlkit.assets.locate`.
+    """
     value = os.environ.get(ASSETS_ENV)
     if not value:
-        if required:
+        from tlkit.assets import locate
+
+        found = locate(required=False)
+        if found is None and required:
             raise RuntimeError(
-                f"The offline profile reads its data and weights from ${ASSETS_ENV}, which is not set. "
-                f"Point it at a folder with `weights/` and `datasets/` (e.g. `export {ASSETS_ENV}=../shared/data`), "
-                f"or use the full profile ({PROFILE_ENV}=full) on a machine with internet."
+                f"The offline profile reads its data and weights from ${ASSETS_ENV}, which is not set, and the asset "
+                f"cache is empty. Fetch them once (`python -m tlkit.assets fetch`), or point {ASSETS_ENV} at a copy "
+                f"(`export {ASSETS_ENV}=/path/to/assets`), or use the full profile ({PROFILE_ENV}=full) with internet."
             )
-        return None
+        return found
     path = Path(value).expanduser().resolve()
     if not path.is_dir():
         raise FileNotFoundError(
