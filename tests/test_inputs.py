@@ -87,6 +87,22 @@ def test_fit_and_extract_refuse_0_1_floats_for_a_tlkit_model(mobilenet):
         tlkit.fit(model, nan, epochs=1, verbose=0, callbacks=[_Started()])
 
 
+def test_a_to_tf_pipeline_is_checked_on_all_its_pixels(mobilenet):
+    model = tlkit.build_classifier(mobilenet, 2)
+    tlkit.compile_model(model)
+    pixels = _images(8).astype(np.float32)
+    pixels[5] /= 255  # one image of eight in 0-1: not in the first batch
+    mixed = tlkit.ImageSet(pixels, np.arange(8) % 2, ["a", "b"])  # an ImageSet made by hand, unchecked
+    assert tlkit.fit(model, tlkit.to_tf(mixed, 4), epochs=1, verbose=0).epochs == 1  # a mix is 0-255 data
+    scaled = tlkit.ImageSet(pixels / 255, np.arange(8) % 2, ["a", "b"])
+    with pytest.raises(ValueError, match="scaled to 0-1"):
+        tlkit.fit(model, tlkit.to_tf(scaled, 4, shuffle=True), epochs=1, verbose=0, callbacks=[_Started()])
+    pixels[6, 0, 0, 0] = np.nan  # in the second batch
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        tlkit.fit(model, tlkit.to_tf(tlkit.ImageSet(pixels, np.arange(8) % 2, ["a", "b"]), 4), epochs=1,
+                  verbose=0, callbacks=[_Started()])  # fmt: skip
+
+
 def test_training_on_one_class_or_nothing_is_refused():
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))

@@ -194,7 +194,7 @@ def test_run_killed_at_every_step_of_the_backup_loses_no_finished_epoch(script, 
     backup, committed = workdir / "backup", 0
     for kill, expected in KILLS:
         process = _start(script, "fit", workdir, record, kill)
-        out, err = process.communicate(timeout=RUN_TIMEOUT_S)
+        _, err = process.communicate(timeout=RUN_TIMEOUT_S)
         assert process.returncode == -signal.SIGKILL, f"{kill}: not killed\n{err[-3000:]}"
         ran = [int(e) for e in record.read_text().split()]
         assert ran[0] == committed, (kill, ran)  # started at the first epoch not committed

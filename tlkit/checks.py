@@ -20,11 +20,24 @@ import numpy as np
 _KNOWN_PIPELINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def remember_pipeline(dataset, labels: np.ndarray, batch_size: int) -> None:
-    """Records the labels and batch size of a pipeline that tlkit built, for `check_training_data`."""
+def pixel_summary(images: np.ndarray) -> np.ndarray:
+    """A few values with the verdict of `check_image_values` on all of `images`: min, max (and NaN if any)."""
+    images = np.asarray(images)
+    if images.size == 0 or not np.issubdtype(images.dtype, np.number) or images.dtype == bool:
+        return images[:0].reshape(-1)
+    finite = images[np.isfinite(images)] if np.issubdtype(images.dtype, np.floating) else images
+    values = [finite.min(), finite.max()] if finite.size else []
+    if finite.size < images.size:
+        values.append(np.nan)
+    return np.asarray(values, images.dtype)
+
+
+def remember_pipeline(dataset, images: np.ndarray, labels: np.ndarray, batch_size: int) -> None:
+    """Records what `check_training_data` needs of a pipeline that tlkit built: its labels,
+    batch size and pixel range (so that checking it costs no pass over the pipeline)."""
     try:
-        _KNOWN_PIPELINES[dataset] = (np.asarray(labels), int(batch_size))
-    except TypeError:  # not weak-referenceable: the first-batch checks still run
+        _KNOWN_PIPELINES[dataset] = (np.asarray(labels), int(batch_size), pixel_summary(images))
+    except TypeError:  # not weak-referenceable: the first-batch checks run instead
         pass
 
 
@@ -74,15 +87,12 @@ def check_image_values(images, role: str = "train", raw_pixels: bool = True, flo
         )
     if images.size == 0:
         return
-    if np.issubdtype(images.dtype, np.floating):
-        finite = np.isfinite(images)
-        if not finite.all():
-            bad = int((~finite).sum())
-            raise ValueError(
-                f"Invalid {role} images. Received: {bad} NaN or infinite pixel value(s) in {images.shape[0]} images. "
-                "Expected finite values 0-255. Find where they come from (a division by zero in normalisation, "
-                "a failed decode) or replace them, e.g. np.nan_to_num(images)."
-            )
+    if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+        raise ValueError(
+            f"Invalid {role} images. Received: NaN or infinite pixel values. "
+            "Expected finite values 0-255. Find where they come from (a division by zero in normalisation, "
+            "a failed decode) or replace them, e.g. np.nan_to_num(images)."
+        )
     if not raw_pixels:
         return
     low, high = float(images.min()), float(images.max())
@@ -181,19 +191,48 @@ def check_labels(
             )
 
 
+def _parts(data, labels, role: str):
+    """`(shape, pixels, labels, complete, batch_size)` of what `fit` takes, or None where unchecked.
+
+    `pixels` are values with the same verdict under `check_image_values` as all the images.
+    """
+    if isinstance(data, (tuple, list)) and len(data) >= 2 and labels is None:
+        images = np.asarray(data[0])
+        return images.shape, images, np.asarray(data[1]), True, None
+    if hasattr(data, "__array__"):
+        images = np.asarray(data)
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{len(images)} {role} images but {len(labels)} labels: pass one label per image.")
+        return images.shape, images, labels, labels is not None, None
+    if not (hasattr(data, "element_spec") and hasattr(data, "take")):
+        return None  # a PyDataset or generator: Keras checks it
+    spec = data.element_spec
+    if not isinstance(spec, (tuple, list)) or len(spec) < 2 or not hasattr(spec[0], "shape"):
+        return None
+    known = _known(data)
+    if known is not None:  # built by tlkit.to_tf: all its labels and its pixel range, without a pass over it
+        labels, batch_size, pixels = known
+        return tuple(spec[0].shape), pixels, labels, True, batch_size
+    pixels, labels = _first_batch(data)  # any other pipeline: its first batch
+    if pixels is None:
+        raise ValueError(f"The {role} pipeline is empty: it yields no batch. Expected at least one batch.")
+    return pixels.shape, pixels, labels, False, len(pixels)
+
+
 def check_training_data(model, train, val=None, y=None) -> int | None:
     """Checks `train` (and `val`) against `model` before training; returns the batch size if known.
 
     Takes what `tlkit.fit` takes: a `tf.data` pipeline of `(images, labels)` batches (all its
-    labels when `tlkit.to_tf` built it; else its first batch), NumPy images with `y`, or
-    `(images, labels)` for `val`.
+    labels and pixels when `tlkit.to_tf` built it; else its first batch), NumPy images with
+    `y`, or `(images, labels)` for `val`. Pixel ranges are checked for models that take 0-255
+    images (`takes_raw_pixels`); NaN and infinity for every model.
     """
     from tlkit.data import ImageSet
 
     single = not isinstance(model.input_shape, list) and not isinstance(model.output_shape, list)
     raw_pixels = takes_raw_pixels(model)
     batch_size = None
-    for role, data, labels in (("train", train, y), ("validation", val, None)):
+    for role, data, given_labels in (("train", train, y), ("validation", val, None)):
         if data is None:
             continue
         if isinstance(data, ImageSet):
@@ -201,33 +240,18 @@ def check_training_data(model, train, val=None, y=None) -> int | None:
                 f"The {role} data is an ImageSet; pass it as a tf.data pipeline: tlkit.to_tf(data, batch_size) "
                 "(or train, val, test = splits.to_tf(batch_size))."
             )
-        complete, images = False, None
-        if isinstance(data, (tuple, list)) and len(data) >= 2 and labels is None:
-            images, labels, complete = data[0], np.asarray(data[1]), True
-        elif hasattr(data, "__array__"):
-            images, complete = data, labels is not None
-            if labels is not None and len(labels) != len(images):
-                raise ValueError(f"{len(images)} {role} images but {len(labels)} labels: pass one label per image.")
-        elif hasattr(data, "element_spec") and hasattr(data, "take"):
-            spec = data.element_spec
-            if not isinstance(spec, (tuple, list)) or len(spec) < 2 or not hasattr(spec[0], "shape"):
-                continue
-            images, first_labels = _first_batch(data)
-            if images is None:
-                raise ValueError(f"The {role} pipeline is empty: it yields no batch. Expected at least one batch.")
-            known = _known(data)
-            labels, complete = (known[0], True) if known is not None else (first_labels, False)
-            if role == "train":
-                batch_size = known[1] if known is not None else len(images)
-        else:
-            continue  # a PyDataset or generator: Keras checks it
+        parts = _parts(data, given_labels, role)
+        if parts is None:
+            continue
+        shape, pixels, labels, complete, size = parts
+        if role == "train":
+            batch_size = size
         if not single:
             continue  # several inputs or outputs: beyond these checks
-        images_array = np.asarray(images) if not hasattr(images, "shape") else images
-        if len(images_array.shape) == 0 or images_array.shape[0] == 0:
+        if len(shape) == 0 or shape[0] == 0 or (labels is not None and len(labels) == 0):
             raise ValueError(f"The {role} data is empty (0 images). Expected at least one image per class.")
-        check_images(model, tuple(images_array.shape), role)
-        check_image_values(images_array, role, raw_pixels=raw_pixels)
+        check_images(model, tuple(shape), role)
+        check_image_values(pixels, role, raw_pixels=raw_pixels)
         if labels is not None:
             check_labels(labels, model.output_shape[-1], role, complete=complete, name=model.name)
     return batch_size

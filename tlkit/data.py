@@ -323,7 +323,7 @@ def _per_class_counts(n: int, amount: int | float | None, role: str) -> int:
     if amount is None:
         return 0
     if isinstance(amount, bool) or not isinstance(amount, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{role}={amount!r}: give a count (int) or a fraction (float) in [0, 1).")
+        raise TypeError(f"{role}={amount!r}: give a count (int) or a fraction (float) in [0, 1).")
     if isinstance(amount, (float, np.floating)):
         if not 0 <= amount < 1:
             raise ValueError(f"{role}={amount}: a fraction must be in [0, 1).")
@@ -401,9 +401,9 @@ def load_dataset(
                 f"{name} must be a positive whole number. Received: {name}={value!r}. Expected an integer >= 1."
             )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"Invalid value for argument `seed`. Received: seed={seed!r}. Expected an integer.")
+        raise TypeError(f"Invalid value for argument `seed`. Received: seed={seed!r}. Expected an integer.")
     if isinstance(classes, bool):
-        raise ValueError(
+        raise TypeError(
             f"Invalid value for argument `classes`. Received: classes={classes!r}. "
             "Expected class names, or an int for that many of the largest classes."
         )
@@ -533,5 +533,5 @@ def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=N
     if augment is not None:
         ds = augmented(ds, augment, seed)
     ds = ds.prefetch(tf.data.AUTOTUNE)
-    remember_pipeline(ds, data.labels, batch_size)  # so that tlkit.fit checks every label before training
+    remember_pipeline(ds, data.images, data.labels, batch_size)  # so that tlkit.fit checks every label before training
     return ds

@@ -7,6 +7,7 @@ x=... Expected ...". A value that does not fit is an error, never replaced by a 
 from __future__ import annotations
 
 import difflib
+import math
 import numbers
 from collections.abc import Iterable
 
@@ -56,7 +57,7 @@ def check_number(
     low = "" if minimum is None else (f"> {minimum}" if exclusive_minimum else f">= {minimum}")
     high = "" if maximum is None else (f"< {maximum}" if exclusive_maximum else f"<= {maximum}")
     expected = "a finite number" + (" " if low or high else "") + " and ".join(b for b in (low, high) if b)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != value or abs(value) == float("inf"):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise invalid(name, value, expected, fix)
     value = float(value)
     if minimum is not None and (value < minimum or (exclusive_minimum and value == minimum)):

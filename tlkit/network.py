@@ -51,11 +51,11 @@ def url_answers(url: str, timeout: float = 5.0) -> bool:
     def attempt():
         request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "tlkit-network-check"})
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) only)
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 result.append(response.status < 500)
         except urllib.error.HTTPError as error:  # the server answered: 403/404 still prove a working network
             result.append(error.code < 500)
-        except Exception:  # OSError, timeouts, or anything a patched or broken resolver raises
+        except Exception:  # noqa: BLE001 (OSError, timeouts, or anything a patched or broken resolver raises)
             result.append(False)
 
     if not url.startswith(("http://", "https://")):

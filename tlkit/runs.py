@@ -25,7 +25,6 @@ import keras
 import numpy as np
 
 STATE_FILE = "state.json"
-BEST_WEIGHTS = "best.weights.h5"  # for early stopping's restore_best_weights
 FORMAT = 1
 
 
@@ -48,6 +47,7 @@ class RunState:
     best: float | None = None
     best_epoch: int | None = None
     wait: int = 0  # epochs since the best one
+    best_weights: str | None = None  # file in backup/ with the best epoch's weights (early stopping only)
     stopped: bool = False  # early stopping ended the run
     finished: bool = False
     format: int = FORMAT
@@ -117,9 +117,11 @@ def read_state(workdir: Path, model: keras.Model) -> RunState | None:
             f"set of trainable layers than {model.name!r}. Received: workdir={str(workdir)!r}. Expected the folder "
             f"of a run of this model. Pass a new workdir for this model. {restart}"
         )
-    if state.weights is None or not (backup / state.weights).is_file():
+    named = [state.weights, *([state.best_weights] if state.best_weights else [])]
+    missing = [name for name in named if name is None or not (backup / name).is_file()]
+    if missing:
         raise RunFolderError(
-            f"The resume folder {backup} is damaged: {STATE_FILE} names {state.weights}, which is missing. "
+            f"The resume folder {backup} is damaged: {STATE_FILE} names {missing[0]}, which is missing. "
             f"Received: workdir={str(workdir)!r}. {restart}"
         )
     return state
@@ -133,7 +135,7 @@ def load_state_weights(model: keras.Model, workdir: Path, state: RunState) -> No
         optimizer.build(model.trainable_variables)
     try:
         model.load_weights(str(backup / state.weights))
-    except Exception as error:  # h5py's OSError ("file signature not found"), a shape ValueError...
+    except Exception as error:  # noqa: BLE001 (h5py's OSError, "file signature not found"; a shape ValueError...)
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         raise RunFolderError(
             f"The resume folder {backup} is damaged: {state.weights} cannot be loaded ({first}). "
@@ -189,7 +191,7 @@ class NonFiniteStop(keras.callbacks.Callback):
 def _learning_rate(model) -> str:
     try:
         return f"{float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)):g}"
-    except Exception:
+    except Exception:  # noqa: BLE001 (a schedule, or an optimizer without one: only a hint is lost)
         return "unknown"
 
 
@@ -210,7 +212,6 @@ class RunFolder(keras.callbacks.Callback):
         self.patience = patience
         self.mode = "max" if "acc" in monitor else "min"
         self.state = state
-        self.resumed = state is not None
         self._best_weights = None
 
     def _improved(self, value: float) -> bool:
@@ -226,6 +227,7 @@ class RunFolder(keras.callbacks.Callback):
         elif self.workdir is not None:
             load_state_weights(self.model, self.workdir, self.state)
             write_log(self.workdir / "log.csv", self.state)  # drops rows of epochs after the backup
+            self.state.finished = False  # going on to more epochs
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -246,18 +248,19 @@ class RunFolder(keras.callbacks.Callback):
             state.stopped = True
             self.model.stop_training = True
         if improved and self.patience:
-            self._keep_best()
+            self._keep_best(int(epoch))
         if self.workdir is not None:
             if improved:
                 save_model_atomic(self.model, self.workdir / "best.keras")
             self._commit()
 
-    def _keep_best(self) -> None:
+    def _keep_best(self, epoch: int) -> None:
         if self.workdir is None:
             self._best_weights = self.model.get_weights()
-        else:  # on disk, so that a resumed run can still restore it
+        else:  # on disk, named in the state, so that a resumed run can still restore it
             (self.workdir / "backup").mkdir(parents=True, exist_ok=True)
-            save_weights_atomic(self.model, self.workdir / "backup" / BEST_WEIGHTS)
+            self.state.best_weights = f"best_{epoch:04d}.weights.h5"
+            save_weights_atomic(self.model, self.workdir / "backup" / self.state.best_weights)
 
     def _commit(self) -> None:
         """Weights first, then the state that names them (the commit), then the log; old weights last."""
@@ -267,8 +270,8 @@ class RunFolder(keras.callbacks.Callback):
         save_weights_atomic(self.model, backup / self.state.weights)
         _write_atomic(backup / STATE_FILE, json.dumps(dataclasses.asdict(self.state)).encode())
         write_log(self.workdir / "log.csv", self.state)
-        for old in backup.glob("epoch_*.weights.h5"):  # the state names the new file now
-            if old.name != self.state.weights:
+        for old in [*backup.glob("epoch_*.weights.h5"), *backup.glob("best_*.weights.h5")]:
+            if old.name not in (self.state.weights, self.state.best_weights):  # the state names the new files now
                 old.unlink(missing_ok=True)
 
     def on_train_end(self, logs=None):
@@ -281,8 +284,8 @@ class RunFolder(keras.callbacks.Callback):
     def _restore_best(self) -> None:
         if self._best_weights is not None:
             self.model.set_weights(self._best_weights)
-        elif self.workdir is not None and (self.workdir / "backup" / BEST_WEIGHTS).is_file():
-            self.model.load_weights(str(self.workdir / "backup" / BEST_WEIGHTS))
+        elif self.workdir is not None and self.state.best_weights:
+            self.model.load_weights(str(self.workdir / "backup" / self.state.best_weights))
 
 
 def history_of(state: RunState) -> dict[str, list[float]]:

@@ -223,7 +223,7 @@ def fit_two_phase(
     if done is not None and done.exists():
         try:
             model.load_weights(str(done))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (whatever h5py or Keras raise: the file is unusable)
             raise RunFolderError(
                 f"The resume folder {workdir} is damaged: {done.name} cannot be loaded ({str(error)[:200]}). "
                 f"Received: workdir={str(workdir)!r}. Delete {done} to redo phase one from its own backup, or "
