@@ -372,7 +372,7 @@ class Progress:
         sys.stderr.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.done:
             if self.tty:
                 self._draw("\n")
             else:
@@ -752,7 +752,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(ensure(args.candidates, download=not args.no_download))
     except AssetsError as error:
-        print(f"\n{error}\n", file=sys.stderr)
+        hint = ""
+        if args.command == "fetch" and str(error).startswith("Cannot reach"):
+            hint = (
+                f" Fetch on a machine with internet and copy the folder here, or fetch from a copy served "
+                f"elsewhere: {MIRROR_ENV}=http://host:8000/ (see data/README.md)."
+            )
+        print(f"\n{error}{hint}\n", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nInterrupted; run the same command again to resume.", file=sys.stderr)
