@@ -278,7 +278,12 @@ def dataset_path(name: str, download: bool = True) -> Path:
     if here is not None and not missing(here, [name]):
         return here / folder
     if not download:
-        raise AssetsError(no_assets_message(f"the {name} files"))
+        if here is None:
+            raise AssetsError(no_assets_message(f"the {name} files"))
+        raise AssetsError(
+            f"{here} lacks some of the {name} files. Complete it with `python -m tlkit.assets fetch --dest {here} "
+            f"--only {name}` on a machine with internet, or point {ASSETS_ENV} at a complete copy."
+        )
     return fetch(only=[name]) / folder
 
 
