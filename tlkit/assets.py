@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import gzip
 import hashlib
+import http.client
 import io
 import os
 import shutil
@@ -179,12 +181,18 @@ def manifest_path() -> Path:
 
 def read_manifest(path: str | os.PathLike | None = None) -> list[Entry]:
     """Reads a manifest: lines `sha256<TAB>size<TAB>path<TAB>check`, `#` starts a comment."""
+    path = Path(path or manifest_path())
+    return list(_parse_manifest(path, path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_manifest(path: Path, mtime_ns: int) -> tuple[Entry, ...]:
     entries = []
-    for line in Path(path or manifest_path()).read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line and not line.startswith("#"):
             sha256, size, rel, check = line.split("\t")
             entries.append(Entry(rel, int(size), sha256, check))
-    return entries
+    return tuple(entries)
 
 
 def parts(entries: Iterable[Entry]) -> list[str]:
@@ -238,10 +246,13 @@ def missing(folder: str | os.PathLike, only: Iterable[str] | None = None, manife
     entries = [e for e in read_manifest(manifest) if only is None or e.part in set(only)]
     absent = []
     for entry in entries:
-        path = folder / entry.path
         if entry.check == "optional":
             continue
-        if not path.is_file() or (entry.check == "sha256" and path.stat().st_size != entry.size):
+        try:
+            size = os.stat(folder / entry.path).st_size
+        except OSError:
+            size = -1
+        if size < 0 or (entry.check == "sha256" and size != entry.size):
             absent.append(entry)
     return absent
 
@@ -267,7 +278,12 @@ def dataset_path(name: str, download: bool = True) -> Path:
     if here is not None and not missing(here, [name]):
         return here / folder
     if not download:
-        raise AssetsError(no_assets_message(f"the {name} files"))
+        if here is None:
+            raise AssetsError(no_assets_message(f"the {name} files"))
+        raise AssetsError(
+            f"{here} lacks some of the {name} files. Complete it with `python -m tlkit.assets fetch --dest {here} "
+            f"--only {name}` on a machine with internet, or point {ASSETS_ENV} at a complete copy."
+        )
     return fetch(only=[name]) / folder
 
 
@@ -361,17 +377,11 @@ class Progress:
         sys.stderr.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.done:
             if self.tty:
                 self._draw("\n")
             else:
                 sys.stderr.write(f"  {self.label}: {self.done / 1e6:.1f} MB\n")
-
-
-def _unreachable(error: BaseException) -> bool:
-    """Whether an error means the server could not be reached at all (no point retrying)."""
-    reason = getattr(error, "reason", error)
-    return isinstance(reason, (ConnectionRefusedError, socket.gaierror, socket.timeout, TimeoutError))
 
 
 def download(
@@ -391,6 +401,7 @@ def download(
     last: BaseException | None = None
     for attempt in range(retries + 1):
         have = part.stat().st_size if part.exists() else 0
+        counted = 0  # what this attempt added to `progress`, taken back if it fails
         headers = {"User-Agent": "tlkit-assets/1", **({"Range": f"bytes={have}-"} if have else {})}
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
@@ -400,11 +411,13 @@ def download(
                 total = have + int(length) if length else None
                 if progress is not None and progress.total is None and total:
                     progress.total = total
-                if progress is not None and have:
-                    progress.update(have)
                 with open(part, "ab" if have else "wb") as out:
+                    counted = have
+                    if progress is not None:
+                        progress.update(have)
                     while chunk := response.read(CHUNK):
                         out.write(chunk)
+                        counted += len(chunk)
                         if progress is not None:
                             progress.update(len(chunk))
                 if total is not None and part.stat().st_size < total:
@@ -414,12 +427,12 @@ def download(
             if error.code == 416 and have:  # nothing left to send: the .part file is complete
                 return
             raise AssetsError(f"Downloading {url} failed: HTTP {error.code} {error.reason}.") from None
-        except (urllib.error.URLError, OSError, ConnectionError, ValueError) as error:
-            if _unreachable(error):
-                raise AssetsError(f"Cannot reach {urllib.parse.urlsplit(url).netloc} for {url}: {error}.") from None
+        except urllib.error.URLError as error:  # before any byte came: refused, no route, no DNS, timeout
+            raise AssetsError(f"Cannot reach {urllib.parse.urlsplit(url).netloc} for {url}: {error.reason}.") from None
+        except (OSError, http.client.HTTPException, ValueError) as error:  # the transfer broke off
             last = error
             if progress is not None:
-                progress.done = 0
+                progress.update(-counted)
             time.sleep(min(0.5 * 2**attempt, 2.0))
     size = part.stat().st_size if part.exists() else 0
     raise AssetsError(
@@ -744,7 +757,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(ensure(args.candidates, download=not args.no_download))
     except AssetsError as error:
-        print(f"\n{error}\n", file=sys.stderr)
+        hint = ""
+        if args.command == "fetch" and str(error).startswith("Cannot reach"):
+            hint = (
+                f" Fetch on a machine with internet and copy the folder here, or fetch from a copy served "
+                f"elsewhere: {MIRROR_ENV}=http://host:8000/ (see data/README.md)."
+            )
+        print(f"\n{error}{hint}\n", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nInterrupted; run the same command again to resume.", file=sys.stderr)
