@@ -6,8 +6,14 @@ where "small" ends for that dataset. Four strategies, cheapest first:
 - `frozen`: the base never changes; a linear softmax head on its cached pooled features.
 - `fine_tune_top`: that head, then the top blocks learn too (on cached features of the
   layer below them: the frozen part still runs only once per image).
-- `fine_tune_all`: that head, then every block learns (BatchNorm kept in inference mode).
-- `scratch`: the same architecture from random weights, BatchNorm in training mode.
+- `fine_tune_all`: that head, then every block learns (`tlkit.unfreeze_all`).
+- `scratch`: the same architecture from random weights.
+
+BatchNorm follows the course's one rule: `fit` runs every layer with `training=True`, which
+overrides the `training=False` a model passes to its base, so only `layer.trainable = False`
+keeps a BatchNorm layer in inference mode. Both fine-tuning strategies set it on every
+BatchNorm layer (they keep the ImageNet statistics, as the frozen base does); `scratch` lets
+BatchNorm learn, because a random network has no statistics worth keeping.
 
 One training set of the largest size is split once; each smaller size takes the first
 images of each class of it, so the sets are nested and the test set never changes. Each
@@ -25,8 +31,9 @@ import keras
 import numpy as np
 
 from tlkit.backbones import BackbonePreprocessing, block_ends, load_backbone
-from tlkit.data import ImageSet, Splits
+from tlkit.data import Splits
 from tlkit.features import extract
+from tlkit.model import unfreeze_all
 
 STRATEGIES = ("frozen", "fine_tune_top", "fine_tune_all", "scratch")
 
@@ -175,9 +182,9 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
     seconds = dict.fromkeys(strategies, 0.0)
     subsets = [nested_subset(train.labels, n, seed) for n in sizes]
 
-    def timed(strategy, fn):
+    def timed(strategy, fn, *args):
         start = time.process_time()
-        out = fn()
+        out = fn(*args)
         seconds[strategy] += time.process_time() - start
         return out
 
@@ -192,10 +199,10 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
         base, cut_layer, tap = cache[key]
         return base, cut_layer, extract(tap, train.images), extract(tap, test.images)
 
-    base, cut_layer, (pooled, below_top), (pooled_test, below_top_test) = timed("frozen", frozen_features)
+    _, cut_layer, (pooled, below_top), (pooled_test, below_top_test) = timed("frozen", frozen_features)
     heads = []
     for idx in subsets:
-        head = timed("frozen", lambda: linear_head(pooled[idx], train.labels[idx]))
+        head = timed("frozen", linear_head, pooled[idx], train.labels[idx])
         heads.append(head_weights(head, k))
         if "frozen" in strategies:
             accuracy["frozen"].append(float(np.mean(head.predict(pooled_test) == test.labels)))
@@ -203,19 +210,7 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
     def runner(strategy):
         key = (strategy, image_size, k)
         if key not in cache:
-            if strategy == "fine_tune_top":
-                copy = load_backbone(backbone, image_size, weights=weights)
-                top = keras.Model(copy.get_layer(cut_layer).output, copy.output, name="top_blocks")
-                model = _classifier(top, k, training=False, name="fine_tune_top")
-            elif strategy == "fine_tune_all":
-                copy = load_backbone(backbone, image_size, weights=weights)
-                model = _classifier(copy, k, training=False, name="fine_tune_all", preprocess=backbone)
-            else:
-                copy = load_backbone(backbone, image_size, weights=None)
-                for layer in copy.layers:  # moving statistics that catch up within a few dozen steps
-                    if isinstance(layer, keras.layers.BatchNormalization):
-                        layer.momentum = 0.9
-                model = _classifier(copy, k, training=None, name="scratch", preprocess=backbone)
+            model = strategy_model(strategy, backbone, image_size, k, cut_layer, weights)
             cache[key] = _Resettable(model, scratch_lr if strategy == "scratch" else ft_lr)
         return cache[key]
 
@@ -227,8 +222,48 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
                 args = (train.images[idx], train.labels[idx], test.images, test.labels, epochs, batch_size, head, seed)
             else:
                 args = (train.images[idx], train.labels[idx], test.images, test.labels, scratch_epochs, batch_size, None, seed)
-            accuracy[strategy].append(timed(strategy, lambda: runner(strategy).run(*args)))
+            run = timed(strategy, lambda s, a: runner(s).run(*a), strategy, args)  # building the model counts
+            accuracy[strategy].append(run)
     return Curves(list(sizes), accuracy, seconds, chance=1.0 / k)
+
+
+def strategy_model(
+    strategy: str,
+    backbone: str,
+    image_size: int,
+    num_classes: int,
+    cut_layer: str | None = None,
+    weights: str | None = "imagenet",
+) -> keras.Model:
+    """The model a trained strategy fits: `fine_tune_top`, `fine_tune_all` or `scratch`.
+
+    `fine_tune_top` takes the feature map of `cut_layer` as input (the layers above it
+    learn); the other two take 0-255 images. The fine-tuning strategies unfreeze with
+    `tlkit.unfreeze_all`, so their BatchNorm layers stay frozen (inference mode, ImageNet
+    statistics); `scratch` starts from random weights and its BatchNorm layers learn, with a
+    momentum of 0.9 so that their moving averages catch up within a few dozen steps.
+
+    Returns:
+        An uncompiled `keras.Model` with a softmax `Dense` layer named `head`.
+    """
+    if strategy not in STRATEGIES[1:]:
+        raise ValueError(f"Invalid value for argument `strategy`. Received: strategy={strategy!r}. "
+                         f"Expected one of {', '.join(STRATEGIES[1:])}.")  # fmt: skip
+    if strategy == "scratch":
+        copy = load_backbone(backbone, image_size, weights=None)
+        for layer in copy.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = 0.9
+        return _classifier(copy, num_classes, training=None, name="scratch", preprocess=backbone)
+    copy = load_backbone(backbone, image_size, weights=weights)
+    unfreeze_all(copy)  # every layer learns but BatchNorm: training=False alone would not hold during fit
+    if strategy == "fine_tune_all":
+        return _classifier(copy, num_classes, training=False, name="fine_tune_all", preprocess=backbone)
+    if cut_layer is None:
+        raise ValueError("Invalid value for argument `cut_layer`. Received: cut_layer=None. Expected the name "
+                         "of the layer below the top blocks (tlkit.block_ends(base, backbone)[-blocks - 1]).")  # fmt: skip
+    top = keras.Model(copy.get_layer(cut_layer).output, copy.output, name="top_blocks")
+    return _classifier(top, num_classes, training=False, name="fine_tune_top")
 
 
 def _two_taps(base: keras.Model, backbone: str, layer: str) -> keras.Model:

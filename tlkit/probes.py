@@ -23,7 +23,7 @@ def probe_model(
 ) -> keras.Model:
     """One `Normalization -> Dropout -> Dense` head per feature array, side by side.
 
-    Each head standardises its features with statistics adapted on `features` (early
+    Each head standardises its features with their mean and variance over `features` (early
     layers have much larger activations than late ones; standardising lets one learning
     rate suit them all).
     """
@@ -31,11 +31,10 @@ def probe_model(
     if len(names) != len(features):
         raise ValueError(f"{len(features)} feature arrays but {len(names)} names: pass one name per cut point.")
     inputs, outputs = [], []
-    for name, f in zip(names, features):
+    for name, f in zip(names, map(np.asarray, features)):
         x = inputs_i = keras.Input(shape=(f.shape[-1],), name=f"{name}_features")
-        norm = keras.layers.Normalization(name=f"{name}_norm")
-        norm.adapt(f)
-        x = norm(x)
+        # The statistics `Normalization.adapt` would compute, without its tf.data pass per head.
+        x = keras.layers.Normalization(mean=f.mean(axis=0), variance=f.var(axis=0), name=f"{name}_norm")(x)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
         outputs.append(keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x))
