@@ -30,6 +30,7 @@ from tlkit.model import (  # noqa: E402
     unfreeze_top,
 )
 from tlkit.profiles import get_profile, set_seed, setup  # noqa: E402
+from tlkit.text import WordVectors, glove_standardize, load_sentences, load_word_vectors  # noqa: E402
 from tlkit.train import History, compile_model, fit, fit_two_phase  # noqa: E402
 
 __version__ = "0.1.0"
@@ -52,6 +53,7 @@ __all__ = [
     "ImageSet",
     "RandomCropFlip",
     "Splits",
+    "WordVectors",
     "accuracy",
     "advise",
     "augmentation",
@@ -70,8 +72,11 @@ __all__ = [
     "from_arrays",
     "get_profile",
     "get_spec",
+    "glove_standardize",
     "load_backbone",
     "load_dataset",
+    "load_sentences",
+    "load_word_vectors",
     "set_seed",
     "setup",
     "to_tf",
