@@ -130,3 +130,18 @@ def test_real_assets_load(assets):
     for source in text.SOURCES:
         texts, labels = tlkit.load_sentences(source)
         assert len(texts) == 1000 and labels.sum() == 500, source
+
+
+def test_full_profile_reads_a_complete_pack_and_never_downloads_it(assets, monkeypatch):
+    monkeypatch.setenv("TLKIT_PROFILE", "full")
+    monkeypatch.setenv("TLKIT_NO_NETWORK", "1")  # a download attempt would raise ConnectionError
+    assert text.asset_path(text.GLOVE_FILE) == (assets / text.GLOVE_FILE).resolve()
+    assert text.asset_path(text.SENTENCES_DIR) == (assets / text.SENTENCES_DIR).resolve()
+
+
+def test_full_profile_without_assets_or_network_fails_fast_naming_the_files(monkeypatch):
+    monkeypatch.setenv("TLKIT_PROFILE", "full")
+    monkeypatch.delenv("TLKIT_ASSETS", raising=False)
+    monkeypatch.setenv("TLKIT_NO_NETWORK", "1")
+    with pytest.raises(ConnectionError, match="Cannot download the embeddings files"):
+        text.asset_path(text.GLOVE_FILE)

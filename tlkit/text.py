@@ -1,6 +1,6 @@
 """Text for the word-vector lesson: GloVe vectors, review sentences, a GloVe-like tokenizer.
 
-Both assets are read from the folder named by `$TLKIT_ASSETS` (laid out like `shared/data`):
+Both assets are read from the assets folder (`$TLKIT_ASSETS`, else the fetch cache):
 `embeddings/glove.6B.50d.top20k.txt.gz` (GloVe 6B, 50-d, the 20,000 most frequent words)
 and `datasets/sentiment-labelled-sentences/` (1,000 labelled review sentences from each of
 Amazon, IMDb and Yelp). `python -m tlkit.assets fetch` downloads them.
@@ -26,14 +26,33 @@ FETCH_COMMAND = "python -m tlkit.assets fetch"
 
 
 def asset_path(relative: str) -> Path:
-    """`$TLKIT_ASSETS/relative`, or an error that names the variable and the fetch command."""
-    value = os.environ.get(ASSETS_ENV)
-    if not value:
+    """The asset file or folder `relative` (e.g. `embeddings/...`) of the assets folder.
+
+    The offline profile reads `$TLKIT_ASSETS` (else the cache `python -m tlkit.assets fetch`
+    fills); the full profile fetches the part from its public source once if it is absent.
+    Otherwise the error names the variable and the fetch command.
+    """
+    from tlkit.assets import AssetsError, dataset_path, locate
+    from tlkit.profiles import get_profile
+
+    parts = relative.split("/")
+    part = parts[1] if parts[0] == "datasets" else parts[0]
+    if get_profile().name == "full":
+        try:
+            folder = dataset_path(part, download=False)
+        except AssetsError:
+            from tlkit.network import require_network
+
+            require_network(f"the {part} files")
+            folder = dataset_path(part)
+        return folder.joinpath(*parts[2 if parts[0] == "datasets" else 1 :])
+    root = locate(required=False)
+    if root is None:
         raise FileNotFoundError(
             f"{relative} is read from ${ASSETS_ENV}, which is not set. Run `{FETCH_COMMAND}` to download "
             f"the assets, then set {ASSETS_ENV} to their folder (e.g. `export {ASSETS_ENV}=../shared/data`)."
         )
-    path = Path(value).expanduser().resolve() / relative
+    path = root / relative
     if not path.exists():
         raise FileNotFoundError(
             f"{path} is missing: ${ASSETS_ENV} should hold {relative}. Run `{FETCH_COMMAND}`, "
