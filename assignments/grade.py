@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import time
+import zipfile
 from pathlib import Path
 
 
@@ -22,6 +23,27 @@ def grade(submission: str | Path, autograder: str | Path):
     from otter.api import grade_submission
 
     return grade_submission(str(submission), str(autograder), quiet=True)
+
+
+def test_names(autograder: str | Path) -> dict[str, list[str]]:
+    """Question -> the names of its test functions, in order, read from the autograder zip."""
+    from otter.test_files import ExceptionTestFile
+
+    names = {}
+    with zipfile.ZipFile(autograder) as z:
+        for path in z.namelist():
+            if path.startswith("tests/") and path.endswith(".py"):
+                test_file = ExceptionTestFile.from_string(z.read(path).decode(), path=path)
+                names[test_file.name] = [tc.body.test_func.__name__ for tc in test_file.test_cases]
+    return names
+
+
+def test_results(results, names: dict[str, list[str]]) -> dict[str, dict[str, bool]]:
+    """Question -> test name -> passed (results come back from the kernel without the functions)."""
+    return {
+        question: {name: tc.passed for name, tc in zip(names[question], r.test_case_results)}
+        for question, r in sorted(results.results.items())
+    }
 
 
 def scores(results) -> dict[str, float]:
@@ -35,24 +57,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("submissions", nargs="+", type=Path, help="the notebooks to grade")
     parser.add_argument("--csv", type=Path, help="also write the scores to this CSV file")
     parser.add_argument("--json", type=Path, help="also write every test's result to this JSON file")
+    parser.add_argument("--executed", type=Path, help="also write each executed notebook (with outputs) here")
     args = parser.parse_args(argv)
     if not args.autograder.is_file():
         raise SystemExit(f"No autograder at {args.autograder}: run `make assignments` first.")
-    rows = []
+    rows, names = [], test_names(args.autograder)
     for submission in args.submissions:
         start = time.perf_counter()
         results = grade(submission, args.autograder)
         seconds = time.perf_counter() - start
         row = {"submission": str(submission), **scores(results), "total": results.total,
                "possible": results.possible, "seconds": round(seconds, 1)}
-        row["tests"] = {
-            name: {tc.test_case.body.test_func.__name__: tc.passed for tc in r.test_case_results}
-            for name, r in sorted(results.results.items())
-        }
+        row["tests"] = test_results(results, names)
+        if args.executed:
+            import nbformat
+
+            args.executed.mkdir(parents=True, exist_ok=True)
+            nbformat.write(results.notebook, args.executed / Path(submission).name)
         rows.append(row)
         print(f"{submission}: {results.total:g} / {results.possible:g} autograded points ({seconds:.0f} s)")
         for name, r in sorted(results.results.items()):
-            failed = [tc.test_case.body.test_func.__name__ for tc in r.test_case_results if not tc.passed]
+            failed = [test for test, passed in row["tests"][name].items() if not passed]
             print(f"  {name}: {r.score:g} / {r.possible:g}" + (f"  failed: {', '.join(failed)}" if failed else ""))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -275,15 +275,15 @@ WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
             def recompile_for_fine_tuning(model, learning_rate):
                 model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy")
             """,
-            "test_integer_labels",
+            "test_recompiled",
             "test_one_step",  # fit cannot train a one-hot loss on integer labels
         ),
         wrong("q3", "learning rate 100x too high", "FINE_TUNE_LEARNING_RATE = 1e-2\n", "test_rate_is_lower"),
         wrong("q3", "the head's learning rate kept", "FINE_TUNE_LEARNING_RATE = HEAD_LEARNING_RATE\n", "test_rate_is_lower"),
         wrong(
             "q4",
-            "the accuracy of the frozen model reported",
-            "tuned_accuracy = frozen_accuracy + 0.05\n",
+            "a number typed in",
+            "tuned_accuracy = 0.99\n",
             "test_tuned_accuracy_is_measured",
         ),
     ],
@@ -395,6 +395,12 @@ def probe(env: dict, assignment: str, tests_dir: str | Path) -> list[dict]:
     return report
 
 
+MEASURED = ("frozen_accuracy", "random_accuracy", "val_accuracy", "CUT", "cut_accuracy", "tuned_accuracy",
+            "pretrained_accuracy", "scratch_accuracy")
+
+
 def write_report(env: dict, assignment: str, tests_dir: str | Path, path: str | Path) -> None:
-    """`probe`, written to `path` as JSON (called from inside a grading kernel)."""
-    Path(path).write_text(json.dumps(probe(env, assignment, tests_dir), indent=1))
+    """`probe`, and the numbers the solution measured, as JSON in `path` (run in a grading kernel)."""
+    measured = {name: env[name] for name in MEASURED if name in env}
+    report = {"measured": json.loads(json.dumps(measured, default=float)), "wrong_answers": probe(env, assignment, tests_dir)}
+    Path(path).write_text(json.dumps(report, indent=1))
