@@ -167,7 +167,12 @@ WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
             """,
             "test_pretrained_weights_kept",
         ),
-        wrong("q2", "always the last block", "CUT = CANDIDATES[-1]\n", "test_cut_is_the_best_on_validation"),
+        wrong(
+            "q2",
+            "the earliest candidate, 'cut earlier' taken literally",
+            "CUT = CANDIDATES[0]\n",
+            "test_cut_is_the_best_on_validation",
+        ),
         wrong("q3", "no preprocessing", CUT_CLASSIFIER.format(preprocess="inputs"), "test_preprocessing"),
         wrong(
             "q3",
