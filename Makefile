@@ -50,6 +50,11 @@ lint: $(VENV)/.installed-test
 lab: $(VENV)/.installed-lab
 	$(VENV)/bin/jupyter lab notebooks/
 
+# The graded assignments: student notebooks and autograders in build/assignments (assignments/README.md).
+.PHONY: assignments
+assignments: $(VENV)/.installed-assignments
+	$(PY) assignments/build.py --out build/assignments
+
 clean:
 	rm -rf $(VENV) $(OUT) .keras_home .pytest_cache
 
