@@ -10,7 +10,7 @@ OUT ?= outputs
 # The offline assets (see tlkit/assets.py): `make assets` fetches them into DEST (default
 # $TLKIT_ASSETS, else ~/.cache/tlkit/assets); ONLY="weights caltech101" fetches some parts.
 ASSETS := $(PYTHON) tlkit/assets.py
-LINTED := tlkit tests benchmarks scripts
+LINTED := tlkit tests benchmarks scripts assignments
 
 .PHONY: lesson test lint assets lab clean
 

@@ -86,9 +86,8 @@ def check_trainable_count(model: keras.Model, expected: int, what: str) -> None:
     """Exactly `expected` parameters of `model` learn."""
     check_is_model(model, what)
     n = count_params(model.trainable_weights)
-    assert n == expected, (
-        f"{what} has {n:,} trainable parameters; expected {expected:,}. "
-        + ("More learn than should: is the base still trainable?" if n > expected else "Fewer learn than should.")
+    assert n == expected, f"{what} has {n:,} trainable parameters; expected {expected:,}. " + (
+        "More learn than should: is the base still trainable?" if n > expected else "Fewer learn than should."
     )
 
 
@@ -119,7 +118,8 @@ def check_batchnorm_trainable(model: keras.Model) -> None:
     assert not frozen, (
         f"{len(frozen)} of {len(layers)} BatchNormalization layers are frozen (first: {frozen[0]}). "
         "This task asks for the whole network to adapt to the new domain, BatchNorm included "
-        "(e.g. `base.trainable = True`; note that tlkit.unfreeze_all keeps BatchNorm frozen unless train_batchnorm=True)."
+        "(e.g. `base.trainable = True`; note that tlkit.unfreeze_all keeps BatchNorm frozen "
+        "unless train_batchnorm=True)."
     )
 
 
@@ -330,7 +330,11 @@ def check_one_step(
     statistics = [w for layer in batchnorm_layers(base) for w in (layer.moving_mean, layer.moving_variance)]
     before = snapshot(trainable), snapshot(frozen), snapshot(statistics)
     one_step(model, images, labels)
-    learned, frozen_moved, stats_moved = moved(before[0], trainable), moved(before[1], frozen), moved(before[2], statistics)
+    learned, frozen_moved, stats_moved = (
+        moved(before[0], trainable),
+        moved(before[1], frozen),
+        moved(before[2], statistics),
+    )
     assert trainable and any(learned), (
         "One training step changed none of the base's trainable weights. Was the model compiled again after "
         "changing `trainable`? Keras reads `trainable` at compile time."

@@ -66,8 +66,13 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         results = grade(submission, args.autograder)
         seconds = time.perf_counter() - start
-        row = {"submission": str(submission), **scores(results), "total": results.total,
-               "possible": results.possible, "seconds": round(seconds, 1)}
+        row = {
+            "submission": str(submission),
+            **scores(results),
+            "total": results.total,
+            "possible": results.possible,
+            "seconds": round(seconds, 1),
+        }
         row["tests"] = test_results(results, names)
         if args.executed:
             import nbformat

@@ -93,12 +93,24 @@ WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
             "test_preprocessing",
             "test_any_input_size",
         ),
-        wrong("q1", "no preprocessing at all", extractor(preprocess="inputs"), "test_preprocessing", "test_any_input_size"),
+        wrong(
+            "q1", "no preprocessing at all", extractor(preprocess="inputs"), "test_preprocessing", "test_any_input_size"
+        ),
         wrong("q1", "input size hard-coded", extractor(shape="(96, 96, 3)"), "test_any_input_size"),
-        wrong("q2", "one-hot loss where integer labels are given", head(loss='"categorical_crossentropy"'), "test_integer_labels"),
+        wrong(
+            "q2",
+            "one-hot loss where integer labels are given",
+            head(loss='"categorical_crossentropy"'),
+            "test_integer_labels",
+        ),
         wrong("q2", "no softmax (logits out)", head(activation="None"), "test_probabilities"),
         wrong("q2", "the learning rate argument ignored", head(rate=""), "test_learning_rate"),
-        wrong("q2", "an extra hidden layer", head(hidden='\n    x = keras.layers.Dense(64, activation="relu")(x)'), "test_one_dense_layer"),
+        wrong(
+            "q2",
+            "an extra hidden layer",
+            head(hidden='\n    x = keras.layers.Dense(64, activation="relu")(x)'),
+            "test_one_dense_layer",
+        ),
         wrong(
             "q3",
             "features recomputed every epoch",
@@ -140,7 +152,8 @@ WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
             random_extractor = build_extractor(tlkit.load_backbone(BACKBONE, IMAGE_SIZE))
             random_head = make_head(num_features, data.num_classes, HEAD_LEARNING_RATE)
             fit_on_cached_features(random_extractor, random_head, data.train.images, data.train.labels, HEAD_EPOCHS)
-            random_accuracy = tlkit.accuracy(random_head, random_extractor.predict(data.test.images, verbose=0), test_labels)
+            random_features = random_extractor.predict(data.test.images, verbose=0)
+            random_accuracy = tlkit.accuracy(random_head, random_features, test_labels)
             """,
             "test_imagenet_beats_random",
         ),
@@ -284,7 +297,12 @@ WRONG_ANSWERS: dict[str, list[WrongAnswer]] = {
             "test_one_step",  # fit cannot train a one-hot loss on integer labels
         ),
         wrong("q3", "learning rate 100x too high", "FINE_TUNE_LEARNING_RATE = 1e-2\n", "test_rate_is_lower"),
-        wrong("q3", "the head's learning rate kept", "FINE_TUNE_LEARNING_RATE = HEAD_LEARNING_RATE\n", "test_rate_is_lower"),
+        wrong(
+            "q3",
+            "the head's learning rate kept",
+            "FINE_TUNE_LEARNING_RATE = HEAD_LEARNING_RATE\n",
+            "test_rate_is_lower",
+        ),
         wrong(
             "q4",
             "a number typed in",
@@ -400,12 +418,23 @@ def probe(env: dict, assignment: str, tests_dir: str | Path) -> list[dict]:
     return report
 
 
-MEASURED = ("frozen_accuracy", "random_accuracy", "val_accuracy", "CUT", "cut_accuracy", "tuned_accuracy",
-            "pretrained_accuracy", "scratch_accuracy")
+MEASURED = (
+    "frozen_accuracy",
+    "random_accuracy",
+    "val_accuracy",
+    "CUT",
+    "cut_accuracy",
+    "tuned_accuracy",
+    "pretrained_accuracy",
+    "scratch_accuracy",
+)
 
 
 def write_report(env: dict, assignment: str, tests_dir: str | Path, path: str | Path) -> None:
     """`probe`, and the numbers the solution measured, as JSON in `path` (run in a grading kernel)."""
     measured = {name: env[name] for name in MEASURED if name in env}
-    report = {"measured": json.loads(json.dumps(measured, default=float)), "wrong_answers": probe(env, assignment, tests_dir)}
+    report = {
+        "measured": json.loads(json.dumps(measured, default=float)),
+        "wrong_answers": probe(env, assignment, tests_dir),
+    }
     Path(path).write_text(json.dumps(report, indent=1))

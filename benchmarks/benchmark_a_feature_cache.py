@@ -139,7 +139,8 @@ def main() -> None:
     print(f"  cached / warm forward pass    {to_warm:6.2f}     (cpu {to_warm_cpu:.2f})")
     plain_cores, cached_cores = median(lambda p, c: p["cpu"] / p["wall"]), median(lambda p, c: c["cpu"] / c["wall"])
     print(
-        f"  cores busy (cpu / wall)       plain {plain_cores:.1f}, cached {cached_cores:.1f}: a run that was lent fewer "
+        f"  cores busy (cpu / wall)       plain {plain_cores:.1f}, cached {cached_cores:.1f}: "
+        "a run that was lent fewer "
         "cores than it could use is slower in wall time only"
     )
 

@@ -70,7 +70,9 @@ def test_advise_rejects_what_it_cannot_measure(base96):
     with pytest.raises(ValueError, match="distance_threshold="):
         advise(data, backbone="resnet50")
     with pytest.raises(ValueError, match="BatchNorm"):
-        domain_distances(data.images, backbone="vgg16", base=tlkit.load_backbone("vgg16", 32, weights=None), image_size=32)
+        domain_distances(
+            data.images, backbone="vgg16", base=tlkit.load_backbone("vgg16", 32, weights=None), image_size=32
+        )
     with pytest.raises(ValueError, match="RGB"):
         domain_distances(np.zeros((4, 32, 32), np.uint8), base=base96)
 

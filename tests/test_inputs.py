@@ -134,7 +134,9 @@ def test_build_classifier_reads_the_backbone_from_the_base_and_refuses_another(m
     assert model.get_layer("preprocess").backbone == "mobilenet_0.25"
     assert tlkit.build_classifier(mobilenet, 3, "mobilenet_0.25").get_layer("preprocess").backbone == "mobilenet_0.25"
     start = time.perf_counter()
-    with pytest.raises(ValueError, match=r"is a mobilenet_0.25, but backbone='resnet50'.*Expected backbone='mobilenet_0.25'"):
+    with pytest.raises(
+        ValueError, match=r"is a mobilenet_0.25, but backbone='resnet50'.*Expected backbone='mobilenet_0.25'"
+    ):
         tlkit.build_classifier(mobilenet, 3, "resnet50")
     with pytest.raises(ValueError, match="is a mobilenet_0.25, but backbone='mobilenet_v2'"):
         tlkit.feature_extractor(mobilenet, "mobilenet_v2")

@@ -46,8 +46,9 @@ def test_accuracy_bars_write_each_value():
 def test_class_names_match_case_insensitively(tmp_path):
     # Caltech-101's folders say "Leopards"; its tfds labels say "leopards": both spellings must work.
     root = write_image_folder(tmp_path / "images", {"Leopards": 6, "bonsai": 6})
-    splits = tlkit.load_dataset(root, 32, classes=["leopards", "BONSAI"], images_per_class=2, val_per_class=0,
-                                test_per_class=2)
+    splits = tlkit.load_dataset(
+        root, 32, classes=["leopards", "BONSAI"], images_per_class=2, val_per_class=0, test_per_class=2
+    )
     assert splits.class_names == ["Leopards", "bonsai"]
     with pytest.raises(ValueError, match="Unknown class"):
         tlkit.load_dataset(root, 32, classes=["leopard_cat", "bonsai"])

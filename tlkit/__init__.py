@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tlkit.advise import Advice, advise  # noqa: E402
+from tlkit.augment import RandomCropFlip, augmentation  # noqa: E402
 from tlkit.backbones import (  # noqa: E402
     BACKBONES,
     BackbonePreprocessing,
@@ -17,7 +18,6 @@ from tlkit.backbones import (  # noqa: E402
     get_spec,
     load_backbone,
 )
-from tlkit.augment import RandomCropFlip, augmentation  # noqa: E402
 from tlkit.data import ImageSet, Splits, from_arrays, load_dataset, to_tf  # noqa: E402
 from tlkit.features import accuracy, copy_head, extract, feature_extractor, train_head  # noqa: E402
 from tlkit.model import (  # noqa: E402

@@ -91,7 +91,9 @@ class Advice:
             if self.distance_interval
             else ""
         )
-        unsure = "" if self.confident else "  UNCERTAIN: the interval reaches across the threshold; measure more images\n"
+        unsure = (
+            "" if self.confident else "  UNCERTAIN: the interval reaches across the threshold; measure more images\n"
+        )
         return (
             f"Advice({self.quadrant}: {self.strategy}\n"
             f"  images per class: {self.images_per_class} (median over {self.num_classes} classes; {size_rule})\n"

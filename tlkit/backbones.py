@@ -182,8 +182,7 @@ def get_spec(name: str | BackboneSpec) -> BackboneSpec:
         return name
     if name not in BACKBONES:
         raise ValueError(
-            f"Unknown backbone {name!r}.{suggest(name, BACKBONES)} "
-            f"Known backbones: {', '.join(BACKBONES)}."
+            f"Unknown backbone {name!r}.{suggest(name, BACKBONES)} Known backbones: {', '.join(BACKBONES)}."
         )
     return BACKBONES[name]
 
@@ -308,7 +307,11 @@ def load_backbone(
     check_image_size(spec, image_size)
     if weights is None:
         return spec.build(image_size)
-    if isinstance(weights, str) and weights.lower() in ("imagenet", "image_net", "pretrained") and weights != "imagenet":
+    if (
+        isinstance(weights, str)
+        and weights.lower() in ("imagenet", "image_net", "pretrained")
+        and weights != "imagenet"
+    ):
         raise ValueError(f"Invalid value for argument `weights`. Received: weights={weights!r}. "
                          "Expected 'imagenet', None (random initialisation) or the path of a weight file.")  # fmt: skip
     if not isinstance(weights, (str, os.PathLike)):

@@ -48,7 +48,9 @@ def nested_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarr
             f"Ask for 1 to {counts.min()} per class, or load more images per class."
         )
     rng = np.random.default_rng(seed)
-    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]))
+    return np.sort(
+        np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)])
+    )
 
 
 def linear_head(features: np.ndarray, labels: np.ndarray, c: float = 1.0):
@@ -221,7 +223,16 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
             elif strategy == "fine_tune_all":
                 args = (train.images[idx], train.labels[idx], test.images, test.labels, epochs, batch_size, head, seed)
             else:
-                args = (train.images[idx], train.labels[idx], test.images, test.labels, scratch_epochs, batch_size, None, seed)
+                args = (
+                    train.images[idx],
+                    train.labels[idx],
+                    test.images,
+                    test.labels,
+                    scratch_epochs,
+                    batch_size,
+                    None,
+                    seed,
+                )
             run = timed(strategy, lambda s, a: runner(s).run(*a), strategy, args)  # building the model counts
             accuracy[strategy].append(run)
     return Curves(list(sizes), accuracy, seconds, chance=1.0 / k)
@@ -260,8 +271,10 @@ def strategy_model(
     if strategy == "fine_tune_all":
         return _classifier(copy, num_classes, training=False, name="fine_tune_all", preprocess=backbone)
     if cut_layer is None:
-        raise ValueError("Invalid value for argument `cut_layer`. Received: cut_layer=None. Expected the name "
-                         "of the layer below the top blocks (tlkit.block_ends(base, backbone)[-blocks - 1]).")  # fmt: skip
+        raise ValueError(
+            "Invalid value for argument `cut_layer`. Received: cut_layer=None. Expected the name "
+            "of the layer below the top blocks (tlkit.block_ends(base, backbone)[-blocks - 1])."
+        )
     top = keras.Model(copy.get_layer(cut_layer).output, copy.output, name="top_blocks")
     return _classifier(top, num_classes, training=False, name="fine_tune_top")
 

@@ -312,7 +312,11 @@ def decode_images(items: Sequence, image_size: int, workers: int | None = None) 
     with ThreadPoolExecutor(workers) as pool:
         decoded = list(pool.map(lambda item: _decode(item, image_size), items, chunksize=32))
     ok = np.array([d is not None for d in decoded], bool)
-    images = np.stack([d for d in decoded if d is not None]) if ok.any() else np.zeros((0, image_size, image_size, 3), np.uint8)
+    images = (
+        np.stack([d for d in decoded if d is not None])
+        if ok.any()
+        else np.zeros((0, image_size, image_size, 3), np.uint8)
+    )
     return images, ok
 
 
@@ -466,7 +470,9 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
             f"shape {labels.shape} and dtype {labels.dtype}. For one-hot labels pass labels.argmax(-1); for names, "
             "np.unique(names, return_inverse=True)."
         )
-    if class_names is not None and (isinstance(class_names, str) or len(set(map(str, class_names))) != len(class_names)):
+    if class_names is not None and (
+        isinstance(class_names, str) or len(set(map(str, class_names))) != len(class_names)
+    ):
         raise ValueError(
             f"Invalid value for argument `class_names`. Received: class_names={class_names!r}. "
             "Expected a list of distinct names, one per class."

@@ -25,7 +25,8 @@ def suggest(name: str, known: Iterable[str]) -> str:
 def invalid(name: str, value, expected: str, fix: str = "") -> ValueError:
     """The Keras-style error for argument `name` given `value`."""
     return ValueError(
-        f"Invalid value for argument `{name}`. Received: {name}={value!r}. Expected {expected}.{' ' + fix if fix else ''}"
+        f"Invalid value for argument `{name}`. Received: {name}={value!r}. "
+        f"Expected {expected}.{' ' + fix if fix else ''}"
     )
 
 

@@ -10,7 +10,9 @@ import numpy as np
 from tlkit.train import History
 
 
-def sample_grid(images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], n: int = 16, title: str | None = None):
+def sample_grid(
+    images: np.ndarray, labels: np.ndarray, class_names: Sequence[str], n: int = 16, title: str | None = None
+):
     """A grid of `n` images with their class names."""
     n = min(n, len(images))
     cols = min(8, n)
@@ -45,8 +47,15 @@ def learning_curves(histories: Mapping[str, History] | History, metric: str = "a
         if history.fine_tune_at:
             ax.axvline(history.fine_tune_at + 0.5, color=color, ls=":", lw=1.5)
             # y in axes coordinates: the label stays at the bottom when later runs widen the y range
-            ax.text(history.fine_tune_at + 0.6, 0.01, " fine-tune", color=color, va="bottom", fontsize=8,
-                    transform=ax.get_xaxis_transform())
+            ax.text(
+                history.fine_tune_at + 0.6,
+                0.01,
+                " fine-tune",
+                color=color,
+                va="bottom",
+                fontsize=8,
+                transform=ax.get_xaxis_transform(),
+            )
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
@@ -145,7 +154,9 @@ def accuracy_by_depth(results: Mapping[str, Sequence[float]], layer_names: Seque
     return fig
 
 
-def projection(points: Mapping[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str], title: str | None = None):
+def projection(
+    points: Mapping[str, np.ndarray], labels: np.ndarray, class_names: Sequence[str], title: str | None = None
+):
     """2-D points (e.g. a PCA of features), one panel per entry of `points`, coloured by class."""
     fig, axes = plt.subplots(1, len(points), figsize=(4.2 * len(points) + 1.6, 4), squeeze=False)
     labels = np.asarray(labels)
@@ -183,7 +194,9 @@ def retrieval(
         for col, g in enumerate(neighbours[q], start=1):
             same = gallery_labels[g] == query_labels[q]
             axes[row, col].imshow(gallery_images[g].astype("uint8"))
-            axes[row, col].set_title(str(class_names[gallery_labels[g]])[:12], fontsize=7, color="green" if same else "red")
+            axes[row, col].set_title(
+                str(class_names[gallery_labels[g]])[:12], fontsize=7, color="green" if same else "red"
+            )
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -132,8 +132,10 @@ def load_word_vectors(path: str | os.PathLike | None = None, limit: int | None =
                 break
             word, *values = line.rstrip("\n").split(" ")
             if rows and len(values) != len(rows[0]) or not values:
-                raise ValueError(f"{path}, line {number}: {len(values)} values after {word!r}; expected "
-                                 f"{len(rows[0]) if rows else 'some'} (GloVe text format: `word v1 ... vN`).")
+                raise ValueError(
+                    f"{path}, line {number}: {len(values)} values after {word!r}; expected "
+                    f"{len(rows[0]) if rows else 'some'} (GloVe text format: `word v1 ... vN`)."
+                )
             words.append(word)
             rows.append(values)
     if not words:
@@ -169,8 +171,9 @@ def load_sentences(source: str, path: str | os.PathLike | None = None) -> tuple[
             continue
         text, tab, label = line.rpartition("\t")
         if not tab or label.strip() not in ("0", "1"):
-            raise ValueError(f"{file}, line {number}: expected `sentence<TAB>0` or `sentence<TAB>1`, "
-                             f"got {line[:60]!r}.")
+            raise ValueError(
+                f"{file}, line {number}: expected `sentence<TAB>0` or `sentence<TAB>1`, got {line[:60]!r}."
+            )
         texts.append(text.strip())
         labels.append(int(label))
     return texts, np.asarray(labels, np.int32)

@@ -52,14 +52,18 @@ class History:
 
     def __add__(self, other: History) -> History:
         keys = dict.fromkeys([*self.history, *other.history])
-        merged = {k: self.history.get(k, [None] * self.epochs) + other.history.get(k, [None] * other.epochs) for k in keys}
+        merged = {
+            k: self.history.get(k, [None] * self.epochs) + other.history.get(k, [None] * other.epochs) for k in keys
+        }
         return History(merged, fine_tune_at=self.epochs)
 
 
 def compile_model(model: keras.Model, learning_rate: float = 1e-3, jit_compile: bool | str = "auto") -> None:
     """Adam, sparse categorical cross-entropy, accuracy. Call again after changing `trainable`."""
     if not isinstance(model, keras.Model):
-        raise TypeError(f"Invalid value for argument `model`. Received: {type(model).__name__}. Expected a Keras model.")
+        raise TypeError(
+            f"Invalid value for argument `model`. Received: {type(model).__name__}. Expected a Keras model."
+        )
     check_number("learning_rate", learning_rate, 0, 1, exclusive_minimum=True, fix="Typical values: 1e-3 for a new "
                  "head, 1e-5 to 1e-4 for fine-tuning.")  # fmt: skip
     if jit_compile not in (True, False, "auto"):
@@ -102,7 +106,9 @@ def read_log(path: str | Path) -> dict[str, list[float]]:
 
 def _check_fit_arguments(model, epochs, initial_epoch, workdir, patience) -> None:
     if not isinstance(model, keras.Model):
-        raise TypeError(f"Invalid value for argument `model`. Received: {type(model).__name__}. Expected a Keras model.")
+        raise TypeError(
+            f"Invalid value for argument `model`. Received: {type(model).__name__}. Expected a Keras model."
+        )
     if getattr(model, "optimizer", None) is None:
         raise ValueError(
             f"{model.name} is not compiled. Received: an uncompiled model. Expected a compiled one: call "
