@@ -38,9 +38,9 @@ lesson:
 test:
 	@assets="$$($(ASSETS) ensure ../shared/data)" && \
 	$(MAKE) -s --no-print-directory $(VENV)/.installed-test && \
-	echo "TLKIT_PROFILE=offline TLKIT_ASSETS=$$assets $(PY) -m pytest --nbval-lax tests notebooks" && \
+	echo "TLKIT_PROFILE=offline TLKIT_ASSETS=$$assets $(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks" && \
 	TLKIT_PROFILE=offline TLKIT_ASSETS="$$assets" KERAS_HOME=$(CURDIR)/.keras_home \
-		$(PY) -m pytest --nbval-lax tests notebooks
+		$(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check $(LINTED)
