@@ -2,7 +2,8 @@
 
 The URL is defined once, as `Repository` under `[project.urls]` in pyproject.toml. The README's
 "lives at <url>" and badges, each notebook's badge (`colab.research.google.com/github/<owner>/<name>/blob/<branch>/...`)
-and each notebook's install cell (`pip install git+<repository>`) are written from it.
+and each notebook's install cell (`TLKIT = "git+<repository>"`, then `pip install TLKIT`: the
+URL on a line of its own keeps the cell within a notebook's 88 columns) are written from it.
 
     python scripts/set_repository.py                       # rewrite README.md and notebooks/*.ipynb
     python scripts/set_repository.py --check               # exit 1 if any of them disagrees

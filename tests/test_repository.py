@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -20,7 +21,19 @@ def test_badges_and_install_cells_agree_with_pyproject():
         assert set_repository.rewrite(text, url) == text, f"{path.name}: run python scripts/set_repository.py"
         if path.suffix == ".ipynb":  # every lesson has its badge and its install cell
             assert f"colab.research.google.com/github/{owner_name}/blob/main/notebooks/{path.name}" in text, path.name
-            assert f"git+{url}" in text, path.name
+            assert f'TLKIT = \\"git+{url}\\"' in text, path.name  # JSON-escaped quotes
+
+
+def test_install_cells_are_one_cell_within_88_columns():
+    cells = set()
+    for path in set_repository.files():
+        if path.suffix == ".ipynb":
+            for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
+                source = "".join(cell["source"])
+                if cell["cell_type"] == "code" and "google.colab" in source:
+                    cells.add(source)
+                    assert max(len(line) for line in source.splitlines()) <= 88, path.name
+    assert len(cells) == 1, "the lessons' install cells differ"
 
 
 def test_a_fork_changes_only_the_badge_and_install_lines(tmp_path):

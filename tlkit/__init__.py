@@ -8,7 +8,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tlkit.advise import Advice, advise  # noqa: E402
+from tlkit.advise import (  # noqa: E402
+    CALIBRATION,
+    SMALL_BELOW,
+    Advice,
+    advise,
+    domain_distances,
+    sample_per_class,
+)
 from tlkit.augment import RandomCropFlip, augmentation  # noqa: E402
 from tlkit.backbones import (  # noqa: E402
     BACKBONES,
@@ -18,8 +25,9 @@ from tlkit.backbones import (  # noqa: E402
     get_spec,
     load_backbone,
 )
+from tlkit.curves import learning_curves, nested_subset  # noqa: E402
 from tlkit.data import ImageSet, Splits, from_arrays, load_dataset, to_tf  # noqa: E402
-from tlkit.features import accuracy, copy_head, extract, feature_extractor, train_head  # noqa: E402
+from tlkit.features import accuracy, copy_head, extract, feature_extractor, pooled, train_head  # noqa: E402
 from tlkit.model import (  # noqa: E402
     build_classifier,
     cut,
@@ -29,7 +37,9 @@ from tlkit.model import (  # noqa: E402
     unfreeze_all,
     unfreeze_top,
 )
+from tlkit.probes import probe_accuracies, train_probes  # noqa: E402
 from tlkit.profiles import get_profile, set_seed, setup  # noqa: E402
+from tlkit.search import learning_rate_sweep  # noqa: E402
 from tlkit.text import WordVectors, glove_standardize, load_sentences, load_word_vectors  # noqa: E402
 from tlkit.train import History, compile_model, fit, fit_two_phase  # noqa: E402
 
@@ -49,9 +59,11 @@ __all__ = [
     "Advice",
     "BACKBONES",
     "BackbonePreprocessing",
+    "CALIBRATION",
     "History",
     "ImageSet",
     "RandomCropFlip",
+    "SMALL_BELOW",
     "Splits",
     "WordVectors",
     "accuracy",
@@ -63,6 +75,7 @@ __all__ = [
     "compile_model",
     "copy_head",
     "cut",
+    "domain_distances",
     "extract",
     "feature_extractor",
     "fit",
@@ -73,14 +86,21 @@ __all__ = [
     "get_profile",
     "get_spec",
     "glove_standardize",
+    "learning_curves",
+    "learning_rate_sweep",
     "load_backbone",
     "load_dataset",
     "load_sentences",
     "load_word_vectors",
+    "nested_subset",
+    "pooled",
+    "probe_accuracies",
+    "sample_per_class",
     "set_seed",
     "setup",
     "to_tf",
     "train_head",
+    "train_probes",
     "trainable_report",
     "unfreeze_all",
     "unfreeze_top",
