@@ -1,7 +1,7 @@
-"""Writes tlkit/assets.tsv, tlkit's manifest of the asset pack, from a verified copy's SHA256SUMS files.
+"""Writes tlkit/assets.tsv.gz, tlkit's manifest of the asset pack, from a verified copy's SHA256SUMS files.
 
-    python scripts/make_manifest.py ../shared/data            # rewrites tlkit/assets.tsv
-    python scripts/make_manifest.py ../shared/data --check    # exits 1 if tlkit/assets.tsv differs
+    python scripts/make_manifest.py ../shared/data            # rewrites tlkit/assets.tsv.gz
+    python scripts/make_manifest.py ../shared/data --check    # exits 1 if tlkit/assets.tsv.gz differs
 
 Each folder of the copy holding a SHA256SUMS file is one part of the pack. Every line of those
 files becomes a manifest line `sha256<TAB>size<TAB>path<TAB>check`, after checking that the
@@ -59,15 +59,15 @@ def manifest_lines(root: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("copy", type=Path, help="a verified copy of the pack (e.g. ../shared/data)")
-    parser.add_argument("--out", type=Path, default=REPO / "tlkit" / "assets.tsv")
+    parser.add_argument("--out", type=Path, default=REPO / "tlkit" / "assets.tsv.gz")
     parser.add_argument("--check", action="store_true", help="compare with --out instead of writing it")
     args = parser.parse_args()
     text = HEADER + "".join(manifest_lines(args.copy.resolve()))
     if args.check:
-        same = args.out.is_file() and args.out.read_text() == text
+        same = args.out.is_file() and gzip.decompress(args.out.read_bytes()).decode("utf-8") == text
         print(f"{args.out}: {'up to date' if same else 'differs from ' + str(args.copy)}")
         return 0 if same else 1
-    args.out.write_text(text)
+    args.out.write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))  # the same text, the same bytes
     print(f"wrote {args.out}: {text.count(chr(10)) - HEADER.count(chr(10))} files")
     return 0
 

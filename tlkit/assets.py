@@ -11,7 +11,7 @@ sentiment sentences, laid out as
     datasets/sentiment-labelled-sentences/{amazon_cells,imdb,yelp}_labelled.txt, readme.txt
     embeddings/glove.6B.50d.top20k.txt.gz
 
-Every file is checked against the project's manifest of SHA-256 hashes (`tlkit/assets.tsv`).
+Every file is checked against the project's manifest of SHA-256 hashes (`tlkit/assets.tsv.gz`).
 `SOURCES` below lists where each part comes from; it is the one place that names them.
 
     python -m tlkit.assets fetch [--dest DIR] [--only NAME ...]   # or: make assets
@@ -172,15 +172,18 @@ class Entry:
 
 
 def manifest_path() -> Path:
-    """The manifest shipped with tlkit: `assets.tsv` beside this module."""
-    path = Path(__file__).resolve().with_name("assets.tsv")
+    """The manifest shipped with tlkit: `assets.tsv.gz` (gzipped text) beside this module."""
+    path = Path(__file__).resolve().with_name("assets.tsv.gz")
     if not path.is_file():
         raise AssetsError(f"tlkit's asset manifest {path} is missing. Reinstall tlkit.")
     return path
 
 
 def read_manifest(path: str | os.PathLike | None = None) -> list[Entry]:
-    """Reads a manifest: lines `sha256<TAB>size<TAB>path<TAB>check`, `#` starts a comment."""
+    """Reads a manifest (text, or gzipped text if its name ends in `.gz`).
+
+    Lines are `sha256<TAB>size<TAB>path<TAB>check`; `#` starts a comment.
+    """
     path = Path(path or manifest_path())
     return list(_parse_manifest(path, path.stat().st_mtime_ns))
 
@@ -188,7 +191,9 @@ def read_manifest(path: str | os.PathLike | None = None) -> list[Entry]:
 @functools.lru_cache(maxsize=4)
 def _parse_manifest(path: Path, mtime_ns: int) -> tuple[Entry, ...]:
     entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    data = path.read_bytes()
+    text = (gzip.decompress(data) if path.suffix == ".gz" else data).decode("utf-8")
+    for line in text.splitlines():
         if line and not line.startswith("#"):
             sha256, size, rel, check = line.split("\t")
             entries.append(Entry(rel, int(size), sha256, check))
