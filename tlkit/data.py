@@ -164,36 +164,14 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 def index_fashion_mnist(folder: str | os.PathLike | None = None) -> _Index:
     """Indexes all 70,000 Fashion-MNIST images (train files first, then t10k)."""
-    if folder is None:
-        folder = _local_dataset_dir("fashion_mnist")
-    if folder is None:
-        images, labels = _download_fashion_mnist()
-    else:
-        folder = Path(folder)
-        parts = [
-            (read_idx(folder / f"{p}-images-idx3-ubyte.gz"), read_idx(folder / f"{p}-labels-idx1-ubyte.gz"))
-            for p in ("train", "t10k")
-        ]
-        images = np.concatenate([x for x, _ in parts])
-        labels = np.concatenate([y for _, y in parts])
+    folder = Path(folder) if folder is not None else _local_dataset_dir("fashion_mnist")
+    parts = [
+        (read_idx(folder / f"{p}-images-idx3-ubyte.gz"), read_idx(folder / f"{p}-labels-idx1-ubyte.gz"))
+        for p in ("train", "t10k")
+    ]
+    images = np.concatenate([x for x, _ in parts])
+    labels = np.concatenate([y for _, y in parts])
     return _Index(images, labels.astype(np.int32), list(FASHION_MNIST_CLASSES))
-
-
-def _download_fashion_mnist():
-    import keras
-
-    from tlkit.network import require_network
-
-    require_network("Fashion-MNIST")
-    try:
-        (x, y), (xt, yt) = keras.datasets.fashion_mnist.load_data()
-    except Exception as error:
-        if "URL fetch failure" not in str(error):
-            raise
-        from tlkit.network import OFFLINE_HINT
-
-        raise ConnectionError(f"Downloading Fashion-MNIST failed ({error}). {OFFLINE_HINT}") from error
-    return np.concatenate([x, xt]), np.concatenate([y, yt])
 
 
 def index_tfds(name: str, split: str = "all", data_dir: str | None = None) -> _Index:
@@ -234,17 +212,26 @@ def index_tfds(name: str, split: str = "all", data_dir: str | None = None) -> _I
     return _Index(items, np.asarray(labels, np.int32), list(features[label_key].names))
 
 
-def _local_dataset_dir(name: str) -> Path | None:
-    assets = assets_dir(required=get_profile().name == "offline")
-    if get_profile().name == "full":  # the offline profile's files: local if complete, else fetched once
-        from tlkit.assets import AssetsError, dataset_path
-        from tlkit.network import require_network
+def fetched_part(part: str) -> Path:
+    """The full profile's folder of one part of the asset pack (`caltech101`, `embeddings`, ...).
 
-        try:
-            return dataset_path(LOCAL_DATASETS[name], download=False)
-        except AssetsError:
-            require_network(f"the {name} files")
-            return dataset_path(LOCAL_DATASETS[name])
+    The local copy when it is complete, else fetched once from the part's public sources;
+    with no network it fails within seconds, naming the offline route.
+    """
+    from tlkit.assets import AssetsError, dataset_path
+    from tlkit.network import require_network
+
+    try:
+        return dataset_path(part, download=False)
+    except AssetsError:
+        require_network(f"the {part} files")
+        return dataset_path(part)
+
+
+def _local_dataset_dir(name: str) -> Path:
+    if get_profile().name == "full":  # the offline profile's files: local if complete, else fetched once
+        return fetched_part(LOCAL_DATASETS[name])
+    assets = assets_dir()
     folder = assets / "datasets" / LOCAL_DATASETS[name]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is missing: $TLKIT_ASSETS should hold datasets/{LOCAL_DATASETS[name]}.")

@@ -32,19 +32,14 @@ def asset_path(relative: str) -> Path:
     fills); the full profile fetches the part from its public source once if it is absent.
     Otherwise the error names the variable and the fetch command.
     """
-    from tlkit.assets import AssetsError, dataset_path, locate
+    from tlkit.assets import locate
+    from tlkit.data import fetched_part
     from tlkit.profiles import get_profile
 
     parts = relative.split("/")
     part = parts[1] if parts[0] == "datasets" else parts[0]
     if get_profile().name == "full":
-        try:
-            folder = dataset_path(part, download=False)
-        except AssetsError:
-            from tlkit.network import require_network
-
-            require_network(f"the {part} files")
-            folder = dataset_path(part)
+        folder = fetched_part(part)
         return folder.joinpath(*parts[2 if parts[0] == "datasets" else 1 :])
     root = locate(required=False)
     if root is None:
