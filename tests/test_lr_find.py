@@ -73,15 +73,22 @@ def test_divergence_stops_early(data):
     result = tlkit.lr_find(model, data, min_lr=1e-3, max_lr=1e6, steps=60)
     assert result.diverged
     assert len(result.lrs) < 60
-    assert result.lr_at_minimum < result.lrs[-1]
+    assert result.lr_at_minimum < result.lrs[-1] == result.climb
+    assert result.suggestion == pytest.approx(result.climb / 10)
 
 
 def test_suggestion_rule_and_range():
     lrs = np.logspace(-6, 0, 7)
     losses = np.array([2.0, 1.9, 1.8, 0.8, 0.5, 0.9, 3.0])
     result = summarise(lrs, losses, losses, False, 1e-6, 1.0)
-    assert result.lr_at_minimum == pytest.approx(1e-2)
-    assert result.suggestion == pytest.approx(1e-3)  # a tenth of the minimum's learning rate
+    assert result.lr_at_minimum == pytest.approx(1e-2) and result.climb is None
+    assert result.suggestion == pytest.approx(1e-3)  # never climbed: a tenth of the minimum's rate
+    climbed = summarise(lrs, losses, losses, True, 1e-6, 1.0)  # stopped at the last step
+    assert climbed.climb == pytest.approx(1.0)
+    assert climbed.suggestion == pytest.approx(0.1)  # a tenth of where the loss climbed
+    assert climbed.minimum_rule == pytest.approx(1e-3)
+    flat = np.array([0.001, 0.02, 0.02, 0.02, 0.02, 0.5, 3.0])
+    assert summarise(lrs, flat, flat, False, 1e-6, 1.0, warmup=2).lr_at_minimum > 1e-6  # warm-up not trusted
     assert result.steepest == pytest.approx(1e-3)  # where the loss falls fastest
     rising = np.sort(losses)  # lowest at the first step
     early = summarise(lrs, rising, rising, False, 1e-6, 1.0)
@@ -91,7 +98,8 @@ def test_suggestion_rule_and_range():
 def test_suggestion_within_range_on_a_real_run(data):
     result = tlkit.lr_find(small_model(), data, min_lr=1e-5, max_lr=10.0, steps=20)
     assert 1e-5 <= result.suggestion <= 10.0
-    assert result.suggestion == pytest.approx(max(1e-5, result.lr_at_minimum / 10))
+    expected = (result.climb if result.diverged else result.lr_at_minimum) / 10
+    assert result.suggestion == pytest.approx(min(10.0, max(1e-5, expected)))
     assert result.seconds > 0
     fig = result.plot(title="range test")
     assert fig.axes[0].get_xscale() == "log"

@@ -10,9 +10,12 @@ It is not a warm restart. A warm restart (SGDR) raises the learning rate again a
 *during* training and keeps the weights, to go on from where training is; the range test is
 a probe before training whose only output is the curve and a suggested learning rate.
 
-The suggestion follows a stated rule: a tenth of the learning rate at which the smoothed loss
-was lowest (fast.ai's `lr_min`), so that training runs well below the rate where the loss
-starts to rise.
+The suggestion follows one stated rule: an order of magnitude below the learning rate at which
+the loss began to climb (the smoothed loss passed `diverge` times its lowest value, where the
+probe stops). A probe that never diverged falls back on a tenth of the learning rate of the
+lowest smoothed loss (fast.ai's `lr_min`, kept as `minimum_rule`). On a model whose head is
+already trained the loss starts near zero and stays flat until it climbs: its minimum is
+wherever the batch-to-batch noise puts it, while the climb is sharp.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import tensorflow as tf
 
 from tlkit.errors import check_int, check_number, invalid
 
-SUGGESTION_BELOW_MINIMUM = 10.0  # the suggestion is the loss minimum's learning rate divided by this
+BELOW = 10.0  # the suggestion is this many times below where the loss began to climb
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,8 +41,12 @@ class RangeTest:
         lrs: the learning rate of each step that ran.
         losses: the smoothed loss of each step (bias-corrected exponential moving average).
         raw_losses: the loss of each step's batch, as it was.
-        suggestion: `lr_at_minimum / 10`, within `[min_lr, max_lr]`.
+        suggestion: `climb / 10` (`lr_at_minimum / 10` if the loss never climbed), within
+            `[min_lr, max_lr]`.
+        climb: the learning rate at which the loss diverged and the probe stopped; None if it
+            never did within the range.
         lr_at_minimum: the learning rate where the smoothed loss was lowest.
+        minimum_rule: `lr_at_minimum / 10` (fast.ai's `lr_min`), for comparison.
         steepest: the learning rate where the smoothed loss fell fastest (per log-step).
         diverged: True when the probe stopped early because the loss diverged.
         seconds: how long the probe took.
@@ -49,7 +56,9 @@ class RangeTest:
     losses: np.ndarray
     raw_losses: np.ndarray
     suggestion: float
+    climb: float | None
     lr_at_minimum: float
+    minimum_rule: float
     steepest: float
     diverged: bool
     min_lr: float
@@ -66,12 +75,14 @@ class RangeTest:
         ax.plot(self.lrs, self.losses, color="C0", lw=2, label="smoothed")
         ax.axvline(self.lr_at_minimum, color="C3", ls=":", label=f"minimum {self.lr_at_minimum:.1e}")
         ax.axvline(self.suggestion, color="C2", ls="--", label=f"suggestion {self.suggestion:.1e}")
+        if self.climb is not None:
+            ax.axvline(self.climb, color="C1", ls="-.", label=f"loss climbs {self.climb:.1e}")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
-        finite = self.raw_losses[np.isfinite(self.raw_losses)]
-        if finite.size:  # keep the diverging tail from flattening the curve
-            ax.set_ylim(min(finite.min(), self.losses.min()) * 0.9, self.losses[0] * 2.0 + 1e-9)
+        finite = self.losses[np.isfinite(self.losses)]
+        if finite.size:  # the smoothed curve sets the scale; single batches may spike above it
+            ax.set_ylim(0, 1.2 * finite.max())
         ax.legend(fontsize=8)
         if title:
             ax.set_title(title)
@@ -83,11 +94,14 @@ class ExponentialRange(keras.callbacks.Callback):
     """Sets the optimizer's learning rate before every batch; records the loss after it.
 
     One batch per epoch (`fit(..., steps_per_epoch=1, epochs=steps)`), so the loss Keras
-    reports at the end of a batch is that batch's loss, not a running mean.
+    reports at the end of a batch is that batch's loss, not a running mean. For the first
+    `1 / (1 - smoothing)` steps (at most a quarter of them) the average holds too few batches
+    to trust: they count neither as the lowest loss nor as divergence.
     """
 
     def __init__(self, min_lr: float, max_lr: float, steps: int, smoothing: float, diverge: float):
         super().__init__()
+        self.warmup = min(round(1 / (1 - smoothing)), steps // 4)
         self.lrs = [min_lr * (max_lr / min_lr) ** (i / (steps - 1)) for i in range(steps)]
         self.smoothing, self.diverge = smoothing, diverge
         self.raw, self.smoothed, self.diverged = [], [], False
@@ -107,6 +121,8 @@ class ExponentialRange(keras.callbacks.Callback):
         self._average = self.smoothing * self._average + (1 - self.smoothing) * loss
         smooth = self._average / (1 - self.smoothing ** len(self.raw))
         self.smoothed.append(smooth)
+        if len(self.raw) <= self.warmup:
+            return
         self._best = min(self._best, smooth)
         if smooth > self.diverge * self._best:
             self.diverged = True
@@ -177,21 +193,27 @@ def lr_find(
             v.assign(value)
         optimizer.learning_rate = learning_rate
     seconds = time.perf_counter() - start
-    return summarise(probe.lrs[: len(probe.raw)], probe.raw, probe.smoothed, probe.diverged, min_lr, max_lr, seconds)
+    return summarise(
+        probe.lrs[: len(probe.raw)], probe.raw, probe.smoothed, probe.diverged, min_lr, max_lr, seconds, probe.warmup
+    )
 
 
-def summarise(lrs, raw, smoothed, diverged: bool, min_lr: float, max_lr: float, seconds: float = 0.0) -> RangeTest:
-    """The `RangeTest` of recorded losses: the minimum, the steepest descent, the suggestion."""
+def summarise(
+    lrs, raw, smoothed, diverged: bool, min_lr: float, max_lr: float, seconds: float = 0.0, warmup: int = 0
+) -> RangeTest:
+    """The `RangeTest` of recorded losses; when `diverged`, the last step is where the loss climbed."""
     lrs, raw, smoothed = (np.asarray(a, dtype="float64") for a in (lrs, raw, smoothed))
-    if not np.isfinite(smoothed).any():
+    trusted = np.isfinite(smoothed) & (np.arange(len(smoothed)) >= min(warmup, len(smoothed) - 1))
+    if not trusted.any():
         raise FloatingPointError(
             f"The loss was not finite from the first step (lr {min_lr:g}). Check the data and the model "
             "(the labels' range, the preprocessing), or lower min_lr."
         )
-    at_minimum = float(lrs[int(np.nanargmin(np.where(np.isfinite(smoothed), smoothed, np.nan)))])
-    finite = np.isfinite(smoothed)
-    slopes = np.gradient(smoothed[finite], np.log(lrs[finite])) if finite.sum() > 1 else np.zeros(1)
-    steepest = float(lrs[finite][int(np.argmin(slopes))])
-    suggestion = float(np.clip(at_minimum / SUGGESTION_BELOW_MINIMUM, min_lr, max_lr))
-    return RangeTest(lrs, smoothed, raw, suggestion, at_minimum, steepest, diverged, float(min_lr), float(max_lr),
-                     seconds)  # fmt: skip
+    at_minimum = float(lrs[trusted][int(np.argmin(smoothed[trusted]))])
+    slopes = np.gradient(smoothed[trusted], np.log(lrs[trusted])) if trusted.sum() > 1 else np.zeros(1)
+    steepest = float(lrs[trusted][int(np.argmin(slopes))])
+    climb = float(lrs[-1]) if diverged else None
+    suggestion = float(np.clip((climb if diverged else at_minimum) / BELOW, min_lr, max_lr))
+    minimum_rule = float(np.clip(at_minimum / BELOW, min_lr, max_lr))
+    return RangeTest(lrs, smoothed, raw, suggestion, climb, at_minimum, minimum_rule, steepest, diverged,
+                     float(min_lr), float(max_lr), seconds)  # fmt: skip
