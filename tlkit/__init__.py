@@ -28,6 +28,7 @@ from tlkit.backbones import (  # noqa: E402
 from tlkit.curves import learning_curves, nested_subset  # noqa: E402
 from tlkit.data import ImageSet, Splits, from_arrays, load_dataset, to_tf  # noqa: E402
 from tlkit.features import accuracy, copy_head, extract, feature_extractor, pooled, train_head  # noqa: E402
+from tlkit.lr_find import RangeTest, lr_find  # noqa: E402
 from tlkit.model import (  # noqa: E402
     build_classifier,
     cut,
@@ -63,6 +64,7 @@ __all__ = [
     "History",
     "ImageSet",
     "RandomCropFlip",
+    "RangeTest",
     "SMALL_BELOW",
     "Splits",
     "WordVectors",
@@ -88,6 +90,7 @@ __all__ = [
     "glove_standardize",
     "learning_curves",
     "learning_rate_sweep",
+    "lr_find",
     "load_backbone",
     "load_dataset",
     "load_sentences",
