@@ -104,3 +104,29 @@ def test_copy_head_makes_the_classifier_equal_head_on_features(live_base, random
     tlkit.copy_head(head, classifier)
     np.testing.assert_allclose(classifier.predict(images, verbose=0), expected, rtol=1e-4, atol=1e-6)
     assert tlkit.accuracy(classifier, images, labels) == tlkit.accuracy(head, features, labels)
+
+
+def test_train_head_with_hidden_layers():
+    """`hidden=(8, 4)` puts two relu layers before the output layer; the linear head has none."""
+    x = np.random.default_rng(0).normal(size=(12, 5)).astype("float32")
+    labels = np.arange(12) % 3
+    head, history = tlkit.train_head(x, labels, 3, epochs=2, hidden=(8, 4))
+    dense = [layer for layer in head.layers if isinstance(layer, keras.layers.Dense)]
+    assert [(d.name, d.units) for d in dense] == [("hidden_1", 8), ("hidden_2", 4), ("head", 3)]
+    assert [d.activation.__name__ for d in dense] == ["relu", "relu", "softmax"]
+    assert len(history.history["loss"]) == 2
+    linear, _ = tlkit.train_head(x, labels, 3, epochs=1)
+    assert [layer.name for layer in linear.layers if isinstance(layer, keras.layers.Dense)] == ["head"]
+
+
+@pytest.mark.parametrize("hidden", [256, "256", (0,), (64, 2.5), (True,)])
+def test_train_head_rejects_bad_hidden(hidden):
+    with pytest.raises(ValueError, match=r"Invalid value for argument `hidden`"):
+        tlkit.train_head(np.ones((4, 3), np.float32), [0, 1, 0, 1], 2, hidden=hidden)
+
+
+def test_copy_head_refuses_a_head_with_hidden_layers(live_base):
+    head, _ = tlkit.train_head(np.ones((4, 256), np.float32), [0, 1, 0, 1], 2, epochs=1, hidden=(4,))
+    classifier = tlkit.build_classifier(live_base, 2, BACKBONE)
+    with pytest.raises(ValueError, match=r"hidden layers \['hidden_1'\]"):
+        tlkit.copy_head(head, classifier)

@@ -112,10 +112,25 @@ def extract(extractor: keras.Model, images: np.ndarray, batch_size: int = 64):
     return features
 
 
-def head_model(num_features: int, num_classes: int, dropout: float = 0.2) -> keras.Model:
-    """The classifier head on its own: dropout and a softmax `Dense`, named like `build_classifier`'s."""
+def head_model(num_features: int, num_classes: int, dropout: float = 0.2, hidden: Sequence[int] = ()) -> keras.Model:
+    """The classifier head on its own: dropout and a softmax `Dense`, named like `build_classifier`'s.
+
+    Args:
+        num_features: the width of one feature vector.
+        num_classes: one output per class.
+        dropout: the dropout rate before each `Dense` layer.
+        hidden: the units of each hidden `Dense(units, "relu")` layer before the output layer
+            (`hidden_1`, `hidden_2`, ...); `()` for a linear head.
+
+    Returns:
+        A `keras.Model` from features to class probabilities.
+    """
     inputs = keras.Input(shape=(num_features,), name="features")
-    x = keras.layers.Dropout(dropout, name="dropout")(inputs) if dropout else inputs
+    x = inputs
+    for i, units in enumerate(hidden, start=1):
+        x = keras.layers.Dropout(dropout, name=f"hidden_{i}_dropout")(x) if dropout else x
+        x = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x) if dropout else x
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
     return keras.Model(inputs, outputs, name="head_on_features")
 
@@ -129,9 +144,23 @@ def train_head(
     learning_rate: float = 1e-3,
     batch_size: int = 32,
     dropout: float = 0.2,
+    hidden: Sequence[int] = (),
     verbose: int = 0,
 ) -> tuple[keras.Model, History]:
     """Trains a head on cached features; returns it and its history.
+
+    Args:
+        features, labels: the cached features, one row per image, and their class indices.
+        num_classes: one output per class, at least 2.
+        val: optional `(features, labels)` to report validation metrics on.
+        epochs, learning_rate, batch_size: the training run (Adam).
+        dropout: the dropout rate before each `Dense` layer.
+        hidden: units of hidden `Dense(units, "relu")` layers before the output layer, e.g.
+            `(256,)`; `()` (the default) is a linear head.
+        verbose: passed to `fit`.
+
+    Returns:
+        The trained head and its `History`.
 
     Raises `FloatingPointError` when the loss becomes NaN or infinite (lower the learning rate).
     """
@@ -148,6 +177,12 @@ def train_head(
     check_int("batch_size", batch_size, 1)
     check_number("learning_rate", learning_rate, 0, 1, exclusive_minimum=True)
     check_number("dropout", dropout, 0, 1, exclusive_maximum=True)
+    if (
+        isinstance(hidden, (str, bytes))
+        or not isinstance(hidden, Sequence)
+        or any(isinstance(u, bool) or not isinstance(u, (int, np.integer)) or u < 1 for u in hidden)
+    ):
+        raise invalid("hidden", hidden, "a sequence of positive layer widths such as (256,), or () for a linear head")
     if val is not None:
         if not isinstance(val, (tuple, list)) or len(val) != 2:
             raise invalid("val", type(val).__name__, "a (features, labels) pair, or None")
@@ -155,7 +190,7 @@ def train_head(
         if len(val[0]) != len(val[1]):
             raise ValueError(f"{len(val[0])} validation feature rows but {len(val[1])} labels.")
         check_labels(val[1], num_classes, role="validation")
-    head = head_model(features.shape[-1], num_classes, dropout)
+    head = head_model(features.shape[-1], num_classes, dropout, tuple(hidden))
     compile_model(head, learning_rate)
     head.steps_per_execution = -(-len(features) // batch_size)  # one call per epoch, not one per step
     if keras.backend.backend() == "tensorflow":  # serves an epoch in about half the time of fit's own slicing
@@ -194,6 +229,13 @@ def _checked_features(features, role: str, width: int | None = None) -> np.ndarr
 
 def copy_head(head: keras.Model, classifier: keras.Model) -> None:
     """Puts a head trained on features into a full `build_classifier` model (layer `head`)."""
+    extra = [layer.name for layer in head.layers if layer.name.startswith("hidden_") and layer.weights]
+    if extra:
+        raise ValueError(
+            f"Invalid value for argument `head`. Received: a head with hidden layers {extra}. Expected a linear "
+            "head (train_head without `hidden`): build_classifier has one Dense layer to copy into. Apply a "
+            "hidden-layer head to the classifier's features instead: head(feature_extractor(images))."
+        )
     classifier.get_layer("head").set_weights(head.get_layer("head").get_weights())
 
 
