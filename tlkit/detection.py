@@ -1,0 +1,464 @@
+"""Object detection on a feature grid: scenes with exact boxes, targets, decoding and mAP.
+
+The detection lesson pastes Fashion-MNIST items (black backgrounds, so their masks are clean) onto
+real photos, so every box is known to the pixel. A single-stage detector predicts, on a grid of
+cells `stride` pixels wide, a score per class and a box for each cell (CenterNet-style: the cell that
+holds an object's centre is responsible for it). This module holds what the lesson reuses: the scene
+generator, encoding boxes onto the grid, decoding predictions back into boxes, the losses, mean average
+precision by pycocotools, and the KerasHub RetinaNet of the full profile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import io
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+from PIL import Image
+
+from tlkit.errors import check_int, invalid
+
+BOX_FORMAT = "xyxy"  # pixels: left, top, right, bottom; right and bottom are exclusive edges
+
+
+@dataclasses.dataclass
+class Scenes:
+    """Images with their boxes.
+
+    Attributes:
+        images: uint8 array (N, size, size, 3).
+        boxes: one float32 array (k, 4) a scene, `xyxy` in pixels.
+        labels: one int32 array (k,) a scene, indices into `class_names`.
+        class_names: the names of the classes.
+    """
+
+    images: np.ndarray
+    boxes: list[np.ndarray]
+    labels: list[np.ndarray]
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index) -> Scenes:
+        indices = np.arange(len(self))[index]
+        return Scenes(self.images[indices], [self.boxes[i] for i in indices], [self.labels[i] for i in indices],
+                      self.class_names)  # fmt: skip
+
+    def __repr__(self) -> str:
+        objects = sum(len(b) for b in self.boxes)
+        return f"Scenes({len(self)} images of {self.images.shape[1]} px, {objects} objects, classes {self.class_names})"
+
+
+def _tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def make_scenes(
+    items: np.ndarray,
+    item_labels: np.ndarray,
+    backgrounds: np.ndarray,
+    count: int,
+    classes: Sequence[int],
+    class_names: Sequence[str] | None = None,
+    objects: tuple[int, int] = (1, 3),
+    sizes: tuple[int, int] = (24, 56),
+    stride: int = 8,
+    threshold: int = 20,
+    seed: int = 0,
+) -> Scenes:
+    """Pastes grayscale items with black backgrounds at random places and scales onto photos.
+
+    Items do not overlap, and no two object centres fall into the same `stride`-pixel grid cell, so
+    every object has its own cell. A pixel belongs to an item where the resized item is brighter
+    than `threshold`; the box is the tight box of those pixels, exact to the pixel.
+
+    Args:
+        items: uint8 (n, h, w) grayscale images with black backgrounds (e.g. Fashion-MNIST).
+        item_labels: (n,) their labels.
+        backgrounds: uint8 (m, size, size, 3) photos; each scene draws one.
+        count: the number of scenes.
+        classes: the item labels to use; scene label i is `classes[i]`.
+        class_names: names for the scene labels (default: the labels as text).
+        objects: the least and the most objects a scene.
+        sizes: the least and the most side, in pixels, of a pasted item.
+        stride: the grid cell size of the detector that will read the scenes.
+        threshold: the brightness above which an item pixel counts as the object.
+        seed: seeds the whole draw.
+
+    Returns:
+        `Scenes`.
+    """
+    check_int("count", count, 1)
+    if backgrounds.ndim != 4 or backgrounds.shape[1] != backgrounds.shape[2] or backgrounds.shape[3] != 3:
+        raise invalid("backgrounds", backgrounds.shape, "square RGB photos of shape (m, size, size, 3)")
+    size = backgrounds.shape[1]
+    if not (1 <= objects[0] <= objects[1]):
+        raise invalid("objects", objects, "(least, most) with 1 <= least <= most")
+    if not (stride <= sizes[0] <= sizes[1] <= size):
+        raise invalid("sizes", sizes, f"(least, most) with stride={stride} <= least <= most <= image size {size}")
+    pools = [np.flatnonzero(np.asarray(item_labels) == c) for c in classes]
+    missing = [c for c, pool in zip(classes, pools) if len(pool) == 0]
+    if missing or len(classes) == 0:
+        raise invalid("classes", list(classes), f"labels present in `item_labels` (absent: {missing})")
+    rng = np.random.default_rng(seed)
+    images = backgrounds[rng.integers(len(backgrounds), size=count)].copy()
+    all_boxes, all_labels = [], []
+    for image in images:
+        boxes, labels, squares, cells = [], [], [], set()
+        wanted = rng.integers(objects[0], objects[1] + 1)
+        for _ in range(50 * wanted):  # placements are drawn until `wanted` fit
+            if len(boxes) == wanted:
+                break
+            label = int(rng.integers(len(classes)))
+            item = items[rng.choice(pools[label])]
+            side = int(rng.integers(sizes[0], sizes[1] + 1))
+            x, y = (int(v) for v in rng.integers(0, size - side + 1, size=2))
+            if any(x < sx + ss and sx < x + side and y < sy + ss and sy < y + side for sx, sy, ss in squares):
+                continue
+            resized = np.asarray(Image.fromarray(item).resize((side, side), Image.BILINEAR))
+            mask = resized > threshold
+            if not mask.any():
+                continue
+            left, top, right, bottom = _tight_box(mask)
+            box = (x + left, y + top, x + right, y + bottom)
+            cell = (int((box[0] + box[2]) / 2 // stride), int((box[1] + box[3]) / 2 // stride))
+            if cell in cells:
+                continue
+            region = image[y : y + side, x : x + side]
+            region[mask] = resized[mask, None]
+            squares.append((x, y, side))
+            cells.add(cell)
+            boxes.append(box)
+            labels.append(label)
+        all_boxes.append(np.asarray(boxes, np.float32).reshape(-1, 4))
+        all_labels.append(np.asarray(labels, np.int32))
+    names = list(class_names) if class_names is not None else [str(c) for c in classes]
+    return Scenes(images, all_boxes, all_labels, names)
+
+
+@functools.lru_cache(maxsize=4)
+def _backgrounds(image_size: int) -> np.ndarray:
+    from tlkit.data import _local_dataset_dir, decode_images, index_image_folder
+
+    index = index_image_folder(_local_dataset_dir("caltech101"), ["BACKGROUND_Google", "Faces"])
+    paths = [p for p, label in zip(index.items, index.labels) if label == 0]
+    images, _ = decode_images(paths, image_size)
+    return images
+
+
+@functools.lru_cache(maxsize=1)
+def _fashion_mnist():
+    from tlkit.data import index_fashion_mnist
+
+    index = index_fashion_mnist()
+    return index.items, index.labels, index.class_names
+
+
+def detection_scenes(
+    classes: Sequence[str],
+    count: int,
+    split: str = "train",
+    image_size: int = 128,
+    seed: int = 0,
+    **kwargs,
+) -> Scenes:
+    """Fashion-MNIST items of `classes` on Caltech-101 `BACKGROUND_Google` photos, with exact boxes.
+
+    The `"train"` split takes the Fashion-MNIST training images and the first half of the photos,
+    `"test"` the Fashion-MNIST test images and the other half: no item and no photo is in both.
+
+    Args:
+        classes: Fashion-MNIST class names, e.g. `["Trouser", "Bag"]`.
+        count: the number of scenes.
+        split: `"train"` or `"test"`.
+        image_size: the side of the square scenes in pixels.
+        seed: seeds the draw.
+        **kwargs: passed to `make_scenes` (`objects`, `sizes`, `stride`, ...).
+
+    Returns:
+        `Scenes`, labelled 0, 1, ... in the order of `classes`.
+    """
+    if split not in ("train", "test"):
+        raise invalid("split", split, "'train' or 'test'")
+    items, labels, names = _fashion_mnist()
+    unknown = [c for c in classes if c not in names]
+    if unknown or len(set(classes)) != len(classes) or not classes:
+        raise invalid("classes", list(classes), f"distinct Fashion-MNIST class names: {', '.join(names)}")
+    photos = _backgrounds(image_size)
+    half = len(photos) // 2
+    part = slice(0, 60000) if split == "train" else slice(60000, None)
+    photos = photos[:half] if split == "train" else photos[half:]
+    ids = [names.index(c) for c in classes]
+    seed = seed * 2 + (split == "test")  # the two splits never share a draw
+    return make_scenes(items[part], labels[part], photos, count, ids, list(classes), seed=seed, **kwargs)
+
+
+# ---------------------------------------------------------------------------- the grid
+
+
+def encode(
+    boxes: np.ndarray, labels: np.ndarray, num_classes: int, image_size: int, stride: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encodes one image's boxes onto the detector's grid.
+
+    The cell that holds a box's centre gets the box: a 1 in its class channel, and
+    `(dx, dy, w, h)`: the centre's offset inside the cell (0-1) and the box size as a fraction
+    of the image. The fifth box channel marks the cells that hold a box.
+
+    Returns:
+        `heatmap` (grid, grid, num_classes) and `box_targets` (grid, grid, 5).
+    """
+    if image_size % stride:
+        raise invalid("stride", stride, f"a divisor of image_size={image_size}")
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    labels = np.asarray(labels).reshape(-1)
+    if len(boxes) != len(labels):
+        raise invalid("labels", f"{len(labels)} labels", f"one label per box ({len(boxes)} boxes)")
+    if len(boxes) and ((boxes[:, 2:] <= boxes[:, :2]).any() or boxes.min() < 0 or boxes.max() > image_size):
+        raise invalid("boxes", boxes.tolist(), f"xyxy boxes with left < right, top < bottom, inside 0-{image_size}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise invalid("labels", labels.tolist(), f"class indices in 0-{num_classes - 1}")
+    grid = image_size // stride
+    heatmap = np.zeros((grid, grid, num_classes), np.float32)
+    targets = np.zeros((grid, grid, 5), np.float32)
+    for (x1, y1, x2, y2), label in zip(boxes, labels):
+        cx, cy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
+        col, row = min(int(cx), grid - 1), min(int(cy), grid - 1)
+        if targets[row, col, 4]:
+            raise ValueError(
+                f"Two boxes have their centres in grid cell (row {row}, col {col}); each cell holds one box. "
+                "Use scenes whose centres fall into distinct cells (`make_scenes` draws them so)."
+            )
+        heatmap[row, col, label] = 1.0
+        targets[row, col] = (cx - col, cy - row, (x2 - x1) / image_size, (y2 - y1) / image_size, 1.0)
+    return heatmap, targets
+
+
+def encode_scenes(scenes: Scenes, stride: int = 8) -> dict[str, np.ndarray]:
+    """`encode` for every scene: `{"classes": (N, g, g, C), "boxes": (N, g, g, 5)}`."""
+    size, num_classes = scenes.images.shape[1], len(scenes.class_names)
+    pairs = [encode(b, lab, num_classes, size, stride) for b, lab in zip(scenes.boxes, scenes.labels)]
+    return {"classes": np.stack([h for h, _ in pairs]), "boxes": np.stack([t for _, t in pairs])}
+
+
+def _peaks(scores: np.ndarray) -> np.ndarray:
+    """Where a cell's score is the highest of its 3x3 neighbourhood (per class)."""
+    padded = np.pad(scores, ((1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    g1, g2 = scores.shape[:2]
+    windows = np.stack([padded[i : i + g1, j : j + g2] for i in range(3) for j in range(3)])
+    return scores >= windows.max(axis=0)
+
+
+def decode(
+    class_scores: np.ndarray,
+    box_outputs: np.ndarray,
+    image_size: int,
+    min_score: float = 0.01,
+    max_detections: int = 100,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Turns one image's grid outputs into boxes: the inverse of `encode`.
+
+    A detection is a cell and class whose score is at least `min_score` and the highest in its
+    3x3 neighbourhood (the grid's stand-in for non-maximum suppression, as in CenterNet).
+
+    Args:
+        class_scores: (grid, grid, C) probabilities (sigmoid of the class logits) or a heatmap.
+        box_outputs: (grid, grid, 4 or 5) `(dx, dy, w, h)` per cell.
+        image_size: the side of the image in pixels.
+
+    Returns:
+        `boxes` (k, 4) xyxy pixels, `scores` (k,), `labels` (k,), highest score first.
+    """
+    class_scores, box_outputs = np.asarray(class_scores), np.asarray(box_outputs)
+    if class_scores.ndim != 3 or box_outputs.shape[:2] != class_scores.shape[:2] or box_outputs.shape[2] < 4:
+        raise invalid("box_outputs", box_outputs.shape, f"(grid, grid, 4) beside class_scores {class_scores.shape}")
+    grid = class_scores.shape[0]
+    stride = image_size / grid
+    keep = _peaks(class_scores) & (class_scores >= min_score)
+    rows, cols, labels = np.nonzero(keep)
+    scores = class_scores[rows, cols, labels]
+    order = np.argsort(-scores, kind="stable")[:max_detections]
+    rows, cols, labels, scores = rows[order], cols[order], labels[order], scores[order]
+    dx, dy, w, h = (box_outputs[rows, cols, i] for i in range(4))
+    cx, cy = (cols + dx) * stride, (rows + dy) * stride
+    w, h = w * image_size, h * image_size
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+    return boxes, scores.astype(np.float32), labels.astype(np.int32)
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def focal_loss(y_true, y_pred, alpha: float = 0.25, gamma: float = 2.0):
+    """Sigmoid focal loss on class logits (RetinaNet's), summed per image over cells and classes and
+    divided by the number of objects in the image (at least 1)."""
+    y_true = keras.ops.cast(y_true, y_pred.dtype)
+    p = keras.ops.sigmoid(y_pred)
+    ce = keras.ops.binary_crossentropy(y_true, y_pred, from_logits=True)
+    p_t = y_true * p + (1 - y_true) * (1 - p)
+    a_t = y_true * alpha + (1 - y_true) * (1 - alpha)
+    loss = keras.ops.sum(a_t * (1 - p_t) ** gamma * ce, axis=(1, 2, 3))
+    return loss / keras.ops.maximum(keras.ops.sum(y_true, axis=(1, 2, 3)), 1.0)
+
+
+def box_loss(y_true, y_pred):
+    """L1 distance of `(dx, dy, w, h)` on the cells that hold a box, averaged per image."""
+    mask = y_true[..., 4:5]
+    loss = keras.ops.sum(mask * keras.ops.abs(y_true[..., :4] - y_pred), axis=(1, 2, 3))
+    return loss / keras.ops.maximum(keras.ops.sum(mask, axis=(1, 2, 3)), 1.0)
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+
+def _coco_ground_truth(boxes, labels, num_classes):
+    from pycocotools.coco import COCO
+
+    annotations = []
+    for image_id, (b, lab) in enumerate(zip(boxes, labels)):
+        for (x1, y1, x2, y2), c in zip(np.asarray(b, float).reshape(-1, 4), np.asarray(lab).reshape(-1)):
+            box = {"bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0}
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(c), **box})
+    coco = COCO()
+    coco.dataset = {"images": [{"id": i} for i in range(len(boxes))], "annotations": annotations,
+                    "categories": [{"id": c} for c in range(num_classes)]}  # fmt: skip
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def mean_average_precision(
+    true_boxes: Sequence[np.ndarray],
+    true_labels: Sequence[np.ndarray],
+    pred_boxes: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    pred_labels: Sequence[np.ndarray],
+    num_classes: int,
+    iou: float = 0.5,
+) -> float:
+    """Mean average precision at one IoU threshold, computed by pycocotools' `COCOeval`.
+
+    COCO's 101-point interpolated precision, averaged over the classes that have objects
+    (COCO's AP50 when `iou=0.5`). Boxes are `xyxy` pixels, one array per image.
+
+    Returns:
+        mAP in 0-1 (0.0 when there are no predictions at all).
+    """
+    from pycocotools.cocoeval import COCOeval
+
+    lengths = {len(true_boxes), len(true_labels), len(pred_boxes), len(pred_scores), len(pred_labels)}
+    if len(lengths) != 1:
+        raise invalid("pred_boxes", f"lists of lengths {sorted(lengths)}", "one entry per image in every argument")
+    if not 0 < iou < 1:
+        raise invalid("iou", iou, "a threshold between 0 and 1")
+    truth = _coco_ground_truth(true_boxes, true_labels, num_classes)
+    detections = []
+    for image_id, (b, s, lab) in enumerate(zip(pred_boxes, pred_scores, pred_labels)):
+        b = np.asarray(b, float).reshape(-1, 4)
+        if not len(b) == len(s) == len(lab):
+            raise invalid("pred_scores", f"{len(s)} scores, {len(lab)} labels", f"one per box ({len(b)} boxes)")
+        for (x1, y1, x2, y2), score, c in zip(b, s, lab):
+            detections.append({"image_id": image_id, "category_id": int(c), "bbox": [x1, y1, x2 - x1, y2 - y1],
+                               "score": float(score)})  # fmt: skip
+    if not detections or not truth.dataset["annotations"]:
+        return 0.0
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = truth.loadRes(detections)
+        evaluation = COCOeval(truth, result, "bbox")
+        evaluation.params.iouThrs = np.array([iou])
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    return float(max(evaluation.stats[0], 0.0))  # stats[0]: AP over params.iouThrs, all areas, 100 detections
+
+
+def detect(model: keras.Model, images: np.ndarray, min_score: float = 0.01, batch_size: int = 64):
+    """Runs a grid detector with outputs `{"classes": logits, "boxes": ...}` and decodes every image.
+
+    Returns:
+        Lists of `boxes`, `scores` and `labels`, one array per image.
+    """
+    outputs = model.predict(images, batch_size=batch_size, verbose=0)
+    scores = 1 / (1 + np.exp(-outputs["classes"]))
+    decoded = [decode(s, b, images.shape[1], min_score) for s, b in zip(scores, outputs["boxes"])]
+    return [d[0] for d in decoded], [d[1] for d in decoded], [d[2] for d in decoded]
+
+
+def evaluate_detector(model: keras.Model, scenes: Scenes, iou: float = 0.5) -> float:
+    """mAP at `iou` of a grid detector on `scenes` (pycocotools)."""
+    boxes, scores, labels = detect(model, scenes.images)
+    return mean_average_precision(scenes.boxes, scenes.labels, boxes, scores, labels, len(scenes.class_names), iou)
+
+
+# ---------------------------------------------------------------------------- plots
+
+
+def show_scenes(scenes: Scenes, count: int = 6, columns: int = 6, predictions=None):
+    """Draws scenes with their boxes (and, if given, `(boxes, scores, labels)` predictions dashed)."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    count = min(count, len(scenes))
+    rows = -(-count // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2 * rows), squeeze=False)
+    colours = plt.get_cmap("tab10")
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= count:
+            continue
+        ax.imshow(scenes.images[i])
+        for (x1, y1, x2, y2), c in zip(scenes.boxes[i], scenes.labels[i]):
+            ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color=colours(c), lw=1.5))
+            ax.text(x1, y1 - 2, scenes.class_names[c], color=colours(c), fontsize=7)
+        if predictions is not None:
+            for (x1, y1, x2, y2), s in zip(predictions[0][i], predictions[1][i]):
+                if s >= 0.3:
+                    ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color="w", ls="--"))
+    figure.tight_layout()
+    return figure
+
+
+# ---------------------------------------------------------------------------- KerasHub RetinaNet
+
+RESNET50 = {
+    "input_conv_filters": [64],
+    "input_conv_kernel_sizes": [7],
+    "stackwise_num_filters": [64, 128, 256, 512],
+    "stackwise_num_blocks": [3, 4, 6, 3],
+    "stackwise_num_strides": [1, 2, 2, 2],
+    "block_type": "bottleneck_block",
+}  # the image encoder of KerasHub's "retinanet_resnet50_fpn_coco"
+
+
+def retinanet(num_classes: int, preset: str | None = None, bounding_box_format: str = "xyxy"):
+    """KerasHub's RetinaNet (ResNet-50 + FPN) for `num_classes` classes.
+
+    With a `preset` (e.g. `"retinanet_resnet50_fpn_coco"`, downloaded once): the COCO-trained
+    backbone, feature pyramid and box head, and a new classification head for `num_classes`.
+    Without one: the same architecture with random weights (no download).
+
+    Returns:
+        A `keras_hub.models.RetinaNetObjectDetector`.
+    """
+    import keras_hub
+
+    check_int("num_classes", num_classes, 1)
+    Detector = keras_hub.models.RetinaNetObjectDetector
+    if preset is None:
+        encoder = keras_hub.models.ResNetBackbone(**RESNET50)
+        backbone = keras_hub.models.RetinaNetBackbone(image_encoder=encoder, min_level=3, max_level=7, use_p5=False)
+        return Detector(backbone=backbone, num_classes=num_classes, bounding_box_format=bounding_box_format)
+    from tlkit.network import require_network
+
+    require_network(f"the KerasHub preset {preset!r}")
+    coco = Detector.from_preset(preset, bounding_box_format=bounding_box_format)
+    model = Detector(backbone=coco.backbone, num_classes=num_classes, bounding_box_format=bounding_box_format,
+                     preprocessor=coco.preprocessor)  # fmt: skip
+    model.box_head.set_weights(coco.box_head.get_weights())  # reused; the class head is new
+    return model
