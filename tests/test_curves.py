@@ -68,3 +68,23 @@ def test_crossing_needs_every_larger_size_ahead():
     curves = Curves([5, 10, 25], {"frozen": [0.5, 0.6, 0.7], "fine_tune_all": [0.6, 0.55, 0.8]}, {}, 0.1)
     assert curves.crossing("fine_tune_all") == 25
     assert curves.crossing("fine_tune_all", margin=0.2) is None
+
+
+def test_learning_curves_takes_strategies_per_dataset(random_images):
+    import tlkit
+    from tlkit.curves import learning_curves
+
+    def toy(seed):
+        return tlkit.Splits(
+            tlkit.from_arrays(random_images(8, seed=seed), np.repeat([0, 1], 4)),
+            tlkit.from_arrays(random_images(2, seed=seed + 1), np.array([0, 1])),
+            tlkit.from_arrays(random_images(4, seed=seed + 2), np.repeat([0, 1], 2)),
+        )
+
+    datasets = {"a": toy(1), "b": toy(5)}
+    with pytest.raises(ValueError, match=r"Invalid value for argument `strategies`.*\['b'\]"):
+        learning_curves(datasets, "mobilenet_0.25", [2], strategies={"a": ["frozen"]}, weights=None)
+    chosen = {"a": ["frozen"], "b": ["frozen", "fine_tune_top"]}
+    curves = learning_curves(datasets, "mobilenet_0.25", [2, 4], strategies=chosen, epochs=1, weights=None)
+    assert set(curves["a"].accuracy) == {"frozen"}
+    assert set(curves["b"].accuracy) == {"frozen", "fine_tune_top"}

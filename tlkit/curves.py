@@ -137,7 +137,7 @@ def learning_curves(
     datasets: Mapping[str, Splits],
     backbone: str,
     sizes: Sequence[int],
-    strategies: Sequence[str] = STRATEGIES,
+    strategies: Sequence[str] | Mapping[str, Sequence[str]] = STRATEGIES,
     epochs: int = 10,
     scratch_epochs: int | None = None,
     top_blocks: int = 2,
@@ -153,8 +153,19 @@ def learning_curves(
     split is used whole. Datasets with the same image size and number of classes share the
     compiled models. The fine-tuning strategies start from the `frozen` strategy's head and
     train `epochs` epochs; `scratch` trains `scratch_epochs` (default `epochs`).
+    `strategies` is one list for every dataset, or a mapping from each dataset's name to its own.
     """
-    unknown = [s for s in strategies if s not in STRATEGIES]
+    if isinstance(strategies, Mapping):
+        missing = [name for name in datasets if name not in strategies]
+        if missing:
+            raise ValueError(
+                f"Invalid value for argument `strategies`. Received: a mapping without {missing}. Expected "
+                f"one entry per dataset ({', '.join(datasets)}), or one list for all of them."
+            )
+        per_dataset = {name: list(strategies[name]) for name in datasets}
+    else:
+        per_dataset = dict.fromkeys(datasets, list(strategies))
+    unknown = sorted({s for chosen in per_dataset.values() for s in chosen if s not in STRATEGIES})
     if unknown:
         raise ValueError(f"Unknown strategies {unknown}; choose from {', '.join(STRATEGIES)}.")
     sizes = sorted(int(s) for s in sizes)
@@ -170,7 +181,7 @@ def learning_curves(
     results = {}
     for name, splits in datasets.items():
         results[name] = _curves_for(
-            splits, backbone, sizes, strategies, epochs, scratch_epochs, top_blocks,
+            splits, backbone, sizes, per_dataset[name], epochs, scratch_epochs, top_blocks,
             fine_tune_learning_rate, scratch_learning_rate, batch_size, weights, seed, cache,
         )  # fmt: skip
     return results
