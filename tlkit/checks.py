@@ -219,6 +219,21 @@ def _parts(data, labels, role: str):
     return pixels.shape, pixels, labels, False, len(pixels)
 
 
+def check_compiled(model, why: str) -> None:
+    """Raises unless `model` is a compiled Keras model; `why` ends the message (the fix, in context)."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Invalid value for argument `model`. Received: {type(model).__name__}. Expected a Keras model."
+        )
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            f"{model.name} is not compiled. Received: an uncompiled model. Expected a compiled one: call "
+            f"tlkit.compile_model(model, learning_rate) first ({why})."
+        )
+
+
 def check_training_data(model, train, val=None, y=None) -> int | None:
     """Checks `train` (and `val`) against `model` before training; returns the batch size if known.
 

@@ -296,14 +296,14 @@ def decode(
 
 
 def focal_loss(y_true, y_pred, alpha: float = 0.25, gamma: float = 2.0):
-    """Sigmoid focal loss on class logits (RetinaNet's), summed per image over cells and classes and
-    divided by the number of objects in the image (at least 1)."""
+    """Sigmoid focal loss on class logits (RetinaNet's, `keras.losses.binary_focal_crossentropy`),
+    summed per image over cells and classes and divided by the number of objects in the image
+    (at least 1), as CenterNet normalises it."""
     y_true = keras.ops.cast(y_true, y_pred.dtype)
-    p = keras.ops.sigmoid(y_pred)
-    ce = keras.ops.binary_crossentropy(y_true, y_pred, from_logits=True)
-    p_t = y_true * p + (1 - y_true) * (1 - p)
-    a_t = y_true * alpha + (1 - y_true) * (1 - alpha)
-    loss = keras.ops.sum(a_t * (1 - p_t) ** gamma * ce, axis=(1, 2, 3))
+    per_cell = keras.losses.binary_focal_crossentropy(
+        y_true, y_pred, apply_class_balancing=True, alpha=alpha, gamma=gamma, from_logits=True
+    )  # the mean over the classes of each cell
+    loss = keras.ops.sum(per_cell, axis=(1, 2)) * keras.ops.shape(y_pred)[-1]
     return loss / keras.ops.maximum(keras.ops.sum(y_true, axis=(1, 2, 3)), 1.0)
 
 

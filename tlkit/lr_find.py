@@ -28,6 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tlkit.checks import check_compiled
 from tlkit.errors import check_int, check_number, invalid
 
 BELOW = 10.0  # the suggestion is this many times below where the loss began to climb
@@ -130,15 +131,7 @@ class ExponentialRange(keras.callbacks.Callback):
 
 
 def _check_arguments(model, min_lr, max_lr, steps, smoothing, diverge) -> None:
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"Invalid value for argument `model`. Received: {type(model).__name__}. Expected a Keras model."
-        )
-    if getattr(model, "optimizer", None) is None:
-        raise ValueError(
-            f"{model.name} is not compiled. Received: an uncompiled model. Expected a compiled one: call "
-            "tlkit.compile_model(model, learning_rate) first (the range test uses its optimizer and loss)."
-        )
+    check_compiled(model, "the range test uses its optimizer and loss")
     check_number("min_lr", min_lr, 0, exclusive_minimum=True)
     check_number("max_lr", max_lr, 0, exclusive_minimum=True)
     if min_lr >= max_lr:

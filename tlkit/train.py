@@ -18,7 +18,7 @@ from pathlib import Path
 
 import keras
 
-from tlkit.checks import check_training_data
+from tlkit.checks import check_compiled, check_training_data
 from tlkit.errors import check_int, check_number, invalid
 from tlkit.memory import batch_size_hint
 from tlkit.runs import (
@@ -105,15 +105,7 @@ def read_log(path: str | Path) -> dict[str, list[float]]:
 
 
 def _check_fit_arguments(model, epochs, initial_epoch, workdir, patience) -> None:
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"Invalid value for argument `model`. Received: {type(model).__name__}. Expected a Keras model."
-        )
-    if getattr(model, "optimizer", None) is None:
-        raise ValueError(
-            f"{model.name} is not compiled. Received: an uncompiled model. Expected a compiled one: call "
-            "tlkit.compile_model(model, learning_rate) first (and again after changing `trainable`)."
-        )
+    check_compiled(model, "and again after changing `trainable`")
     check_int("epochs", epochs, 1)
     check_int("initial_epoch", initial_epoch, 0, epochs - 1, fix=f"It must be below epochs={epochs}: "
               "epochs is the number of the last epoch, not a count of more epochs.")  # fmt: skip
