@@ -12,7 +12,7 @@ OUT ?= outputs
 ASSETS := $(PYTHON) tlkit/assets.py
 LINTED := tlkit tests benchmarks scripts assignments
 
-.PHONY: lesson test lint assets lab clean
+.PHONY: lesson test lint assets lab clean rehearse
 
 $(PY):
 	@echo "Creating $(VENV) and installing tlkit's dependencies (the first time only: a few minutes) ..."
@@ -41,6 +41,11 @@ test:
 	echo "TLKIT_PROFILE=offline TLKIT_ASSETS=$$assets $(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks" && \
 	TLKIT_PROFILE=offline TLKIT_ASSETS="$$assets" KERAS_HOME=$(CURDIR)/.keras_home \
 		$(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks
+
+# The full profile (Colab's) on this CPU with every download stood in for locally: every lesson and every
+# assignment's solution, or the notebooks named by NOTEBOOKS="06 assignments/02_small_different.ipynb".
+rehearse: $(VENV)/.installed-test
+	$(PY) scripts/rehearse.py $(NOTEBOOKS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check $(LINTED)

@@ -234,6 +234,38 @@ def check_compiled(model, why: str) -> None:
         )
 
 
+def check_output_dtype(model) -> None:
+    """Raises when `model` returns float16 or bfloat16: its last layer must compute in float32.
+
+    Under a mixed precision policy (`tlkit.setup` sets `mixed_float16` on a GPU) every layer
+    computes in float16 unless told otherwise. A softmax or sigmoid there rounds probabilities to
+    about 3 decimal digits and can overflow; the Keras mixed precision guide keeps the model's
+    output in float32, and so does every model in this course.
+
+    Args:
+        model: a built Keras model.
+
+    Example:
+        >>> keras.mixed_precision.set_global_policy("mixed_float16")
+        >>> outputs = keras.layers.Dense(3, activation="softmax", dtype="float32")(hidden)
+    """
+    for output in getattr(model, "outputs", None) or []:
+        dtype = str(getattr(output, "dtype", ""))
+        if dtype.endswith("float16"):
+            raise ValueError(
+                f"{model.name} returns {dtype} ({output.name if hasattr(output, 'name') else 'an output'}). "
+                f"Expected float32 outputs: under the {keras_policy()} policy a layer computes in float16 unless "
+                "told otherwise, and a float16 softmax or sigmoid loses precision and can overflow. Give the last "
+                "layer dtype='float32', e.g. keras.layers.Dense(n, activation='softmax', dtype='float32')."
+            )
+
+
+def keras_policy() -> str:
+    import keras
+
+    return keras.mixed_precision.global_policy().name
+
+
 def check_training_data(model, train, val=None, y=None) -> int | None:
     """Checks `train` (and `val`) against `model` before training; returns the batch size if known.
 

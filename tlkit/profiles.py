@@ -17,6 +17,9 @@ from tlkit.errors import suggest
 
 PROFILE_ENV = "TLKIT_PROFILE"
 ASSETS_ENV = "TLKIT_ASSETS"
+# `TLKIT_GPU_SETTINGS=1` applies what `setup` does on a GPU (mixed precision) on a CPU too:
+# how `make rehearse` runs the full profile's GPU path on a machine without one.
+GPU_SETTINGS_ENV = "TLKIT_GPU_SETTINGS"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,7 +30,6 @@ class Profile:
     image_size: int
     batch_size: int
     mixed_precision: bool
-    jit_compile: bool
     description: str
 
 
@@ -37,15 +39,13 @@ PROFILES = {
         image_size=224,
         batch_size=64,
         mixed_precision=True,
-        jit_compile=True,
-        description="GPU if present (mixed precision, XLA), tfds data, downloaded weights",
+        description="GPU if present (mixed precision; Keras adds XLA), the pack's data and downloaded weights",
     ),
     "offline": Profile(
         name="offline",
         image_size=128,
         batch_size=32,
         mixed_precision=False,
-        jit_compile=False,
         description="CPU-sized defaults, data and weights from TLKIT_ASSETS",
     ),
 }
@@ -120,6 +120,11 @@ def set_seed(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def gpu_settings_forced() -> bool:
+    """Whether `$TLKIT_GPU_SETTINGS` asks for the GPU settings on any device (`make rehearse`)."""
+    return os.environ.get(GPU_SETTINGS_ENV, "") not in ("", "0")
+
+
 def setup(profile: Profile | str | None = None, seed: int | None = 0) -> Profile:
     """Applies a profile: seeds, GPU memory growth, and mixed precision on a GPU.
 
@@ -137,7 +142,7 @@ def setup(profile: Profile | str | None = None, seed: int | None = 0) -> Profile
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:  # already initialised: growth can only be set before first use
                 pass
-    if profile.mixed_precision and found:
+    if profile.mixed_precision and (found or gpu_settings_forced()):
         keras.mixed_precision.set_global_policy("mixed_float16")
     else:
         keras.mixed_precision.set_global_policy("float32")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import keras
 
-from tlkit.checks import check_compiled, check_training_data
+from tlkit.checks import check_compiled, check_output_dtype, check_training_data
 from tlkit.errors import check_int, check_number, invalid
 from tlkit.memory import batch_size_hint
 from tlkit.runs import (
@@ -68,6 +68,7 @@ def compile_model(model: keras.Model, learning_rate: float = 1e-3, jit_compile: 
                  "head, 1e-5 to 1e-4 for fine-tuning.")  # fmt: skip
     if jit_compile not in (True, False, "auto"):
         raise invalid("jit_compile", jit_compile, "True, False or 'auto'")
+    check_output_dtype(model)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -106,6 +107,7 @@ def read_log(path: str | Path) -> dict[str, list[float]]:
 
 def _check_fit_arguments(model, epochs, initial_epoch, workdir, patience) -> None:
     check_compiled(model, "and again after changing `trainable`")
+    check_output_dtype(model)
     check_int("epochs", epochs, 1)
     check_int("initial_epoch", initial_epoch, 0, epochs - 1, fix=f"It must be below epochs={epochs}: "
               "epochs is the number of the last epoch, not a count of more epochs.")  # fmt: skip
