@@ -10,9 +10,9 @@ runs on the CPU with no internet, each download answered locally in the form its
 - the asset pack (Caltech-101, Fashion-MNIST, EuroSAT, GloVe, sentences) through `TLKIT_ASSETS_MIRROR`, from an
   HTTP server on 127.0.0.1 that this script starts and stops, into an empty cache (`TLKIT_ASSETS` unset), so
   each notebook fetches and hash-checks what it uses as a new user's first run does;
-- Keras application weights as files named as `keras.utils.get_file` caches them, in `$KERAS_HOME/models`:
-  MobileNet alpha=0.25 is the pack's real ImageNet file; the others are stand-ins with random weights, so
-  a claim that needs ImageNet features is judged with `BACKBONE="mobilenet_0.25"` (see the overrides);
+- Keras application weights for MobileNetV2 as files named as `keras.utils.get_file` caches them, in
+  `$KERAS_HOME/models`: stand-ins with random weights, so a claim that needs ImageNet features is judged with
+  `BACKBONE="mobilenet_0.25"` (see the overrides), whose real ImageNet file is in the pack (from the mirror);
 - KerasHub presets as local folders written by `save_to_preset` (scripts/rehearsal_presets.py);
 - mixed precision switched on as `tlkit.setup` does on a GPU (`TLKIT_GPU_SETTINGS=1`).
 
@@ -30,7 +30,6 @@ import functools
 import http.server
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -71,11 +70,12 @@ def serve(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def write_weight_stand_ins(models: Path, pack: Path) -> list[str]:
+def write_weight_stand_ins(models: Path) -> list[str]:
     """Fills `models` (a `$KERAS_HOME/models`) as Keras's downloads would; returns the file names.
 
-    The pack's MobileNet alpha=0.25 file is real ImageNet weights; MobileNetV2's are random, saved in
-    the legacy HDF5 layout Keras's own files use, so both load through the same code as a download.
+    MobileNetV2's are random, saved in the legacy HDF5 layout Keras's own files use, so they load through
+    the same code as a download. MobileNet alpha=0.25 is not written: its real ImageNet file comes from the
+    pack, through the mirror, as a classroom's does.
     """
     import logging
 
@@ -84,9 +84,6 @@ def write_weight_stand_ins(models: Path, pack: Path) -> list[str]:
     logging.getLogger("absl").setLevel(logging.ERROR)  # Keras's note that .h5 is a legacy format: it is, on purpose
     models.mkdir(parents=True, exist_ok=True)
     written = []
-    for real in sorted((pack / "weights").glob("mobilenet_2_5_*_tf_no_top.h5")):
-        shutil.copyfile(real, models / real.name)
-        written.append(real.name)
     for size in STAND_IN_SIZES["mobilenet_v2"]:
         name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{size}_no_top.h5"
         base = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False, weights=None)
@@ -173,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tlkit-rehearsal-") as tmp, serve(pack) as mirror:
         work = Path(tmp)
         start = time.perf_counter()
-        weights = write_weight_stand_ins(work / "keras" / "models", pack)
+        weights = write_weight_stand_ins(work / "keras" / "models")
         from rehearsal_presets import write_presets
 
         presets = work / "presets"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -145,3 +148,50 @@ def test_find_weight_file_prefers_the_exact_size(tmp_path, monkeypatch):
     assert find_weight_file(spec, 160).name == "mobilenet_2_5_160_tf_no_top.h5"  # from $KERAS_HOME/models
     assert find_weight_file(spec, 96).name.startswith("mobilenet_2_5_")  # any size loads into a no-top base
     assert find_weight_file(tlkit.get_spec("mobilenet_v2"), 96) is None
+
+
+def test_the_full_profile_takes_pack_weights_from_a_classroom_mirror(monkeypatch, tmp_path, assets, weight_file):
+    """No Keras cache, no $TLKIT_ASSETS, a mirror on 127.0.0.1: MobileNet alpha=0.25 comes from the mirror."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(assets))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("TLKIT_PROFILE", "full")
+        monkeypatch.delenv("TLKIT_ASSETS")
+        monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+        monkeypatch.setenv("TLKIT_ASSETS_MIRROR", f"http://127.0.0.1:{server.server_address[1]}/")
+        base = tlkit.load_backbone("mobilenet_0.25", 96)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (Path(os.environ["XDG_CACHE_HOME"]) / "tlkit" / "assets" / "weights" / weight_file.name).is_file()
+    from_pack = tlkit.load_backbone("mobilenet_0.25", 96, weights=str(weight_file))
+    for mine, theirs in zip(base.weights, from_pack.weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+@pytest.mark.parametrize("name", sorted(tlkit.BACKBONES))
+def test_the_full_profile_loads_every_backbone_from_the_keras_cache(name, monkeypatch, tmp_path):
+    """A file named as Keras caches its download, in $KERAS_HOME/models, is what the full profile loads.
+
+    The file here holds random weights saved in Keras's legacy HDF5 layout (the layout of Keras's own
+    files); the loaded base must hold exactly those weights, with no network asked.
+    """
+    spec = tlkit.get_spec(name)
+    models = tmp_path / "keras" / "models"
+    models.mkdir(parents=True)
+    saved = spec.build(64)
+    saved.save(models / spec.weight_glob.replace("*", "224"))
+    monkeypatch.setenv("TLKIT_PROFILE", "full")
+    monkeypatch.delenv("TLKIT_ASSETS")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setenv("TLKIT_NO_NETWORK", "1")  # any download attempt fails at once
+    base = tlkit.load_backbone(name, 64)
+    assert len(base.weights) == len(saved.weights)
+    for loaded, original in zip(base.weights, saved.weights):
+        np.testing.assert_array_equal(loaded.numpy(), original.numpy())
