@@ -4,10 +4,13 @@
     python scripts/run_lesson.py notebooks/00_why_transfer_works.ipynb --check   # only the checks below
 
 The profile comes from TLKIT_PROFILE. When that is unset: `offline` if TLKIT_ASSETS is set;
-otherwise `full` (GPU, downloads) if the internet can be reached, else `offline` if the asset
-cache (`python -m tlkit.assets locate`) holds the assets. Before anything is installed or run,
-`--check` says in one paragraph what is missing when neither the assets nor the internet are
-there; it uses the standard library only (`make lesson` runs it first).
+otherwise `full` (GPU, downloads) if the internet can be reached (with TLKIT_ASSETS_MIRROR set,
+the asset pack's parts come from that mirror), else `offline` with the asset cache
+(`python -m tlkit.assets locate`): completed from the mirror first when TLKIT_ASSETS_MIRROR is
+set, which one line says. Before anything is installed or run, `--check` says in one paragraph
+what is missing when neither the assets nor the internet (nor a mirror) are there; it uses the
+standard library only (`make lesson` runs it first, so it is also where a mirror's pack is fetched).
+TLKIT_NO_NETWORK=1 refuses every download, a mirror's included.
 """
 
 from __future__ import annotations
@@ -41,12 +44,19 @@ def choose_profile(notebook: Path) -> tuple[str, Path | None]:
         folder = assets.locate(required=False)
     except assets.AssetsError as error:
         sys.exit(f"\nCannot run {lesson}: {error}\n")
+    mirror = os.environ.get(assets.MIRROR_ENV)
+    own = bool(os.environ.get(assets.ASSETS_ENV))  # a folder named by TLKIT_ASSETS is never downloaded into
+    incomplete = folder is None or bool(assets.missing(folder))
     profile = os.environ.get("TLKIT_PROFILE")
     if not profile:
-        if os.environ.get(assets.ASSETS_ENV):
+        if own:
             profile = "offline"
         elif assets.reachable(DOWNLOAD_URL):
             profile = "full"
+            if mirror:
+                print(f"Running {lesson} with the full profile; the asset pack's parts come from the mirror {mirror}.")
+        elif mirror and incomplete:
+            profile, folder = "offline", _fetch_from_mirror(assets, lesson, mirror, "No internet")
         elif folder is not None:
             print(f"No internet: running {lesson} with the offline profile and the assets in {folder}.")
             profile = "offline"
@@ -57,8 +67,11 @@ def choose_profile(notebook: Path) -> tuple[str, Path | None]:
                 f"${assets.ASSETS_ENV} is not set and the cache {assets.cache_dir()} is empty. Two ways on: fetch "
                 f"the assets once on a machine with internet (`make assets`, about 1.1 GB to download, 260 MB "
                 f"kept) and copy {assets.cache_dir()} here, or point {assets.ASSETS_ENV} at a copy "
-                f"(`{assets.ASSETS_ENV}=/path/to/assets make lesson`).\n"
+                f"(`{assets.ASSETS_ENV}=/path/to/assets make lesson`). A classroom mirror works too: "
+                f"`{assets.MIRROR_ENV}=http://host:8000/ make lesson`.\n"
             )
+    elif profile == "offline" and mirror and incomplete and not own:
+        folder = _fetch_from_mirror(assets, lesson, mirror, "The offline profile")
     if profile == "offline":
         if folder is None:
             sys.exit(f"\nCannot run {lesson} offline: {assets.no_assets_message()}\n")
@@ -70,6 +83,16 @@ def choose_profile(notebook: Path) -> tuple[str, Path | None]:
                 f"or point {assets.ASSETS_ENV} at a complete copy.\n"
             )
     return profile, folder
+
+
+def _fetch_from_mirror(assets, lesson: str, mirror: str, why: str) -> Path:
+    """Completes the asset cache from `mirror` (`tlkit.assets.ensure`); one line says so. Exits if it cannot."""
+    print(f"{why}: fetching the asset pack from the mirror {mirror} into {assets.cache_dir()}, then running "
+          f"{lesson} with the offline profile.", flush=True)  # fmt: skip
+    try:
+        return assets.ensure()
+    except assets.AssetsError as error:
+        sys.exit(f"\nCannot run {lesson}: {error}\n")
 
 
 def run(notebook_path: Path, out: Path, timeout: int) -> int:
@@ -132,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         return 0
     os.environ["TLKIT_PROFILE"] = profile
-    if folder is not None:  # the kernel runs in notebooks/: the path must be absolute
-        os.environ["TLKIT_ASSETS"] = str(folder)
+    if profile == "offline" and folder is not None:  # the kernel runs in notebooks/: the path must be absolute
+        os.environ["TLKIT_ASSETS"] = str(folder)  # (the full profile finds the cache itself, and completes it)
     return run(args.notebook, args.out, args.timeout)
 
 

@@ -21,6 +21,7 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tlkit import assets
@@ -39,10 +40,10 @@ PACK = {
 CHECKS = {"datasets/gz/x-idx1-ubyte.gz": "gunzip", "embeddings/notes.txt": "optional"}
 
 
-def _write_manifest(path: Path, pack: dict[str, bytes]) -> Path:
+def _write_manifest(path: Path, pack: dict[str, bytes], checks: dict[str, str] | None = None) -> Path:
     lines = ["# test manifest\n"]
     for rel, data in pack.items():
-        check = CHECKS.get(rel, "sha256")
+        check = (CHECKS if checks is None else checks).get(rel, "sha256")
         digest = hashlib.sha256(gzip.decompress(data) if check == "gunzip" else data).hexdigest()
         lines.append(f"{digest}\t{len(data)}\t{rel}\t{check}\n")
     path.write_text("".join(lines))
@@ -56,11 +57,19 @@ class Server:
         self.files = dict(files)
         self.faults: dict[str, list[str]] = {}  # path -> faults for its next requests: "truncate"
         self.requests: list[tuple[str, str | None]] = []
+        self.heads: list[str] = []  # HEAD requests: the network checks
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def do_HEAD(self):
+                path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
+                server.heads.append(path)
+                self.send_response(200 if path in server.files else 404)
+                self.send_header("Content-Length", str(len(server.files.get(path, b""))))
+                self.end_headers()
 
             def do_GET(self):
                 path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path).lstrip("/")
@@ -331,3 +340,132 @@ def test_glove_derivation_reproduces_the_pack_file(assets, tmp_path):
         z.writestr("glove.6B.100d.txt", b"the" + b" 0.1" * 100 + b"\n")
     tla.derive_glove_subset(tmp_path / "glove.6B.zip", tmp_path / "out.txt.gz", words=2000)
     assert gzip.decompress((tmp_path / "out.txt.gz").read_bytes()) == first
+
+
+# ---------------------------------------------------------------------------- the full profile and a classroom mirror
+
+
+def _classroom_pack() -> dict[str, bytes]:
+    """A tiny pack laid out like the real one, with every part the full profile's loaders read."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+
+    def jpeg() -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (24, 30, 3), dtype=np.uint8)).save(out, "JPEG", quality=90)
+        return out.getvalue()
+
+    def idx(array: np.ndarray) -> bytes:
+        header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+        return gzip.compress(header + array.astype(np.uint8).tobytes(), mtime=0)
+
+    pack = {}
+    for part, classes in (("caltech101", ("Leopards", "airplanes")), ("eurosat", ("Forest", "River"))):
+        for name in classes:
+            for i in range(6):
+                pack[f"datasets/{part}/{name}/{name}_{i}.jpg"] = jpeg()
+    for split, per_class in (("train", 3), ("t10k", 1)):
+        labels = np.repeat(np.arange(10), per_class)
+        pack[f"datasets/fashion-mnist/{split}-images-idx3-ubyte.gz"] = idx(rng.integers(0, 256, (len(labels), 28, 28)))
+        pack[f"datasets/fashion-mnist/{split}-labels-idx1-ubyte.gz"] = idx(labels)
+    for name in ("amazon_cells", "imdb", "yelp"):
+        pack[f"datasets/sentiment-labelled-sentences/{name}_labelled.txt"] = b"Great phone.\t1\nAwful.\t0\n"
+    pack["embeddings/glove.6B.50d.top20k.txt.gz"] = gzip.compress(b"the 0.1 0.2 0.3\ngood 0.5 0.4 0.1\n", mtime=0)
+    pack["weights/mobilenet_2_5_224_tf_no_top.h5"] = RNG_BYTES
+    pack["weights/imagenet_class_index.json"] = b'{"0": ["n01440764", "tench"]}'
+    return pack
+
+
+def _only_loopback(monkeypatch):
+    """Cuts every name lookup but 127.0.0.1's: no internet, only the mirror this test starts."""
+    lookup = socket.getaddrinfo
+
+    def loopback_only(host, *args, **kwargs):
+        if host not in ("127.0.0.1", b"127.0.0.1"):
+            raise OSError(f"no internet in this test (asked for {host})")
+        return lookup(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+
+
+@pytest.fixture
+def classroom(tmp_path, monkeypatch):
+    """The full profile as a new user's first run in a classroom: an empty cache, no `TLKIT_ASSETS`,
+    no internet, and `TLKIT_ASSETS_MIRROR` pointing at a server on 127.0.0.1 that serves the pack."""
+    pack = _classroom_pack()
+    server = Server(pack)
+    gz = {rel: "gunzip" for rel in pack if rel.endswith(".gz")}
+    manifest = _write_manifest(tmp_path / "classroom.tsv", pack, gz)
+    monkeypatch.setattr(assets, "manifest_path", lambda: manifest)
+    monkeypatch.setenv("TLKIT_PROFILE", "full")
+    monkeypatch.delenv("TLKIT_ASSETS", raising=False)
+    monkeypatch.delenv("TLKIT_NO_NETWORK", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setenv("TLKIT_ASSETS_MIRROR", server.url)
+    _only_loopback(monkeypatch)
+    server.pack = pack
+    yield server
+    server.close()
+
+
+def test_full_profile_fetches_each_part_from_the_mirror_when_first_needed(classroom, tmp_path):
+    import tlkit
+    from tlkit.backbones import find_weight_file, get_spec, weight_dirs
+    from tlkit.data import fetched_part
+
+    cache = tmp_path / "cache" / "tlkit" / "assets"
+    caltech = tlkit.load_dataset("caltech101", 32, images_per_class=3, val_per_class=1, test_per_class=2)
+    assert caltech.class_names == ["Leopards", "airplanes"] and caltech.train.class_counts().tolist() == [3, 3]
+    assert caltech.train.images.shape == (6, 32, 32, 3) and caltech.test.class_counts().tolist() == [2, 2]
+    assert [p.relative_to(cache).as_posix() for p in cache.glob("*/*")] == ["datasets/caltech101"]
+    assert {p.split("/")[1] for p, _ in classroom.requests} == {"caltech101"}  # that part only, so far
+
+    # The cache now holds one part, so locate() returns it: the weights lookups must still work.
+    spec = get_spec("mobilenet_0.25")
+    assert weight_dirs() == [cache.resolve() / "weights", tmp_path / "keras_home" / "models"]
+    assert find_weight_file(spec, 128) is None  # no weights part yet, and nothing breaks
+
+    eurosat = tlkit.load_dataset("eurosat", 32, images_per_class=2, val_per_class=1, test_per_class=1)
+    assert eurosat.class_names == ["Forest", "River"] and eurosat.train.class_counts().tolist() == [2, 2]
+    fashion = tlkit.load_dataset(
+        "fashion_mnist", 32, classes=["Sandal", "Bag"], images_per_class=2, val_per_class=1, test_per_class=1
+    )
+    assert fashion.class_names == ["Sandal", "Bag"] and fashion.train.images.shape == (4, 32, 32, 3)
+    vectors = tlkit.load_word_vectors()
+    assert vectors.words == ["the", "good"] and vectors.dim == 3
+    texts, labels = tlkit.load_sentences("yelp")
+    assert texts == ["Great phone.", "Awful."] and labels.tolist() == [1, 0]
+    assert fetched_part("weights") == cache.resolve() / "weights"
+    assert find_weight_file(spec, 128) == cache.resolve() / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
+
+    assert assets.verify(cache) == []  # every part now in the cache, hash-checked
+    fetched = sorted(p for p, _ in classroom.requests)
+    assert fetched == sorted(classroom.pack)  # each file fetched once, all from the mirror
+    assert classroom.heads == [""] * 6  # one network check (of the mirror) before each part's fetch
+
+
+def test_full_profile_with_a_mirror_that_is_down_fails_fast_naming_it(classroom, monkeypatch, tmp_path):
+    import tlkit
+
+    dead = _dead_url()
+    monkeypatch.setenv("TLKIT_ASSETS_MIRROR", dead)
+    start = time.monotonic()
+    with pytest.raises(ConnectionError) as info:
+        tlkit.load_dataset("caltech101", 32)
+    assert time.monotonic() - start < 10
+    text = str(info.value)
+    host = urllib.parse.urlsplit(dead).netloc
+    assert text.startswith(f"Cannot download the caltech101 files from the mirror: {host} did not answer"), text
+    assert f"$TLKIT_ASSETS_MIRROR is {dead}" in text and "TLKIT_ASSETS" in text
+    assert not (tmp_path / "cache" / "tlkit").exists()
+
+
+def test_full_profile_with_no_network_set_refuses_the_mirror_too(classroom, monkeypatch):
+    import tlkit
+
+    monkeypatch.setenv("TLKIT_NO_NETWORK", "1")
+    with pytest.raises(ConnectionError, match=r"the embeddings files from the mirror: \$TLKIT_NO_NETWORK is set"):
+        tlkit.load_word_vectors()
+    assert classroom.requests == [] and classroom.heads == []

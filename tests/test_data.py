@@ -182,3 +182,12 @@ def test_to_tf_augments_every_batch_afresh(random_images):
         assert not np.allclose(first[i], second[i], atol=1), f"image {i} augmented the same way in two epochs"
     labels = np.concatenate([b[1].numpy() for b in ds])
     np.testing.assert_array_equal(labels, data.labels)
+
+
+def test_fetched_part_rejects_an_unknown_part_before_any_network(monkeypatch):
+    from tlkit import network
+    from tlkit.data import fetched_part
+
+    monkeypatch.setattr(network, "url_answers", lambda *a, **k: pytest.fail("the network was asked"))
+    with pytest.raises(ValueError, match=r"Invalid value for argument `part`. Received: part='caltech'. .*caltech101"):
+        fetched_part("caltech")

@@ -6,6 +6,7 @@ tripwire), so these tests behave the same on a laptop with internet and in an of
 
 import socket
 import time
+from unittest import mock
 
 import pytest
 
@@ -74,24 +75,28 @@ def test_fashion_mnist_download_fails_fast_without_network(no_network):
     _fails_fast(lambda: tlkit.load_dataset("fashion_mnist", 32))
 
 
-def test_tfds_download_fails_fast_without_network(no_network, monkeypatch):
+def test_tfds_download_fails_fast_without_network(no_network):
     tfds = pytest.importorskip("tensorflow_datasets")
     # mock_data replaces download_and_prepare with a no-op and serves fake examples, so
     # even with a network this test never downloads; the check must still refuse first.
-    with tfds.testing.mock_data(num_examples=4):
-        monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare", _tripwire)
+    # (patched with mock.patch inside mock_data, so both are undone in order when the test ends)
+    with (
+        tfds.testing.mock_data(num_examples=4),
+        mock.patch.object(tfds.core.DatasetBuilder, "download_and_prepare", _tripwire),
+    ):
         message = _fails_fast(lambda: tlkit.load_dataset("cats_vs_dogs", 32))
     assert "cats_vs_dogs" in message
 
 
 def test_tfds_code_path_runs_offline_with_mock_data(no_network, monkeypatch):
-    """The full profile's tfds route, end to end, with fake examples and no download."""
+    """The full profile's tfds route, end to end, with fake examples, no download, and a network that answers."""
     tfds = pytest.importorskip("tensorflow_datasets")
-    checked = []
-    monkeypatch.setattr(network, "network_available", lambda *a, **k: checked.append(True) or True)
-    with tfds.testing.mock_data(num_examples=12):
+    asked = []
+    monkeypatch.setattr(network, "url_answers", lambda url, timeout=5.0: asked.append(url) or True)
+    with tfds.testing.mock_data(num_examples=12, policy=tfds.testing.MockPolicy.USE_CODE):
         splits = tlkit.load_dataset("cats_vs_dogs", 32, val_per_class=0, test_per_class=1)
-    assert checked, "the dataset is not prepared, so the network must be checked before download_and_prepare"
+    # the dataset is not prepared, so its own download host is asked before download_and_prepare
+    assert {u.split("/")[2] for u in asked} == {"download.microsoft.com", "storage.googleapis.com"}
     assert splits.class_names == ["cat", "dog"]
     assert len(splits.train) + len(splits.test) == 12
     assert splits.train.images.shape[1:] == (32, 32, 3)
@@ -188,3 +193,16 @@ def test_a_server_that_answers_is_a_network(answering_server, monkeypatch):
     assert network.network_available(url=f"http://127.0.0.1:{answering_server}/small.txt", timeout=5.0)
     assert network.network_available("127.0.0.1", answering_server, timeout=5.0)  # a 404 is an answer too
     assert network.probe_url("storage.googleapis.com").endswith(".h5")  # the known small file
+
+
+def test_require_urls_asks_every_host_at_once_and_names_the_silent_ones(silent_server, answering_server, monkeypatch):
+    monkeypatch.delenv("TLKIT_NO_NETWORK", raising=False)
+    urls = [f"http://127.0.0.1:{answering_server}/small.txt", f"http://127.0.0.1:{silent_server}/a.zip"] * 2
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError) as info:
+        network.require_urls("the test dataset", urls, timeout=1.0, hint="Try later.")
+    assert time.perf_counter() - start < 2.5  # four requests, asked together, each within 1 s
+    text = str(info.value)
+    assert text.startswith(f"Cannot download the test dataset: 127.0.0.1:{silent_server} did not answer"), text
+    assert str(answering_server) not in text and "Try later. To run offline" in text
+    network.require_urls("the test file", urls[:1], timeout=5.0)  # a host that answers: no error

@@ -38,7 +38,6 @@ import http.client
 import io
 import os
 import shutil
-import socket
 import sys
 import tarfile
 import threading
@@ -53,6 +52,7 @@ from pathlib import Path
 
 ASSETS_ENV = "TLKIT_ASSETS"
 MIRROR_ENV = "TLKIT_ASSETS_MIRROR"
+NO_NETWORK_ENV = "TLKIT_NO_NETWORK"  # refuses every download, a mirror's included (as tlkit.network does)
 CHUNK = 1 << 16
 
 
@@ -699,9 +699,10 @@ def ensure(candidates: Iterable[str | os.PathLike] = (), manifest=None, download
     looked = "".join(f" There is no copy in {Path(c)} either." for c in candidates)
     if not reachable(probe):
         host = urllib.parse.urlsplit(probe).netloc
-        reason = f"{looked} Fetching them failed: {host} cannot be reached (no network?)"
+        why = f"${NO_NETWORK_ENV} is set" if os.environ.get(NO_NETWORK_ENV, "") not in ("", "0") else "no network?"
+        reason = f"{looked} Fetching them failed: {host} cannot be reached ({why})"
         raise AssetsError(no_assets_message(reason=reason))
-    size = "from the mirror" if mirror else "about 1.1 GB to download"
+    size = f"from the mirror {mirror}" if mirror else "about 1.1 GB to download"
     print(f"Fetching the assets into {cache_dir()} (once; {size}) ...", file=sys.stderr)
     try:
         return fetch(cache_dir(), mirror=mirror, manifest=manifest).resolve()
@@ -710,16 +711,25 @@ def ensure(candidates: Iterable[str | os.PathLike] = (), manifest=None, download
 
 
 def reachable(url: str, timeout: float = 5.0) -> bool:
-    """Whether one TCP connection to the host of `url` succeeds within `timeout` seconds (DNS included)."""
-    parts_ = urllib.parse.urlsplit(url)
-    port = parts_.port or (443 if parts_.scheme == "https" else 80)
+    """Whether the host of `url` answers an HTTP request for it within `timeout` seconds.
+
+    Any answer counts (a 404 too: the host is there); a refused connection, a failed name lookup,
+    or a server that accepts and never answers (a hung proxy) does not. The deadline covers the
+    name lookup too. Always `False` when `$TLKIT_NO_NETWORK` is set (to anything but `0`).
+    (`tlkit.network.url_answers` does the same; this module must run without tlkit installed.)
+    """
+    if os.environ.get(NO_NETWORK_ENV, "") not in ("", "0"):
+        return False
     result: list[bool] = []
 
     def attempt():
+        request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "tlkit-assets/1"})
         try:
-            with socket.create_connection((parts_.hostname, port), timeout=timeout):
-                result.append(True)
-        except Exception:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                result.append(response.status < 500)
+        except urllib.error.HTTPError as error:  # the server answered
+            result.append(error.code < 500)
+        except Exception:  # noqa: BLE001 (refused, no route, no DNS, timeout, a broken resolver)
             result.append(False)
 
     worker = threading.Thread(target=attempt, daemon=True)

@@ -13,6 +13,7 @@ import dataclasses
 import gzip
 import io
 import os
+import urllib.parse
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,9 @@ from tlkit.profiles import assets_dir, get_profile
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
-# Datasets with an offline copy in $TLKIT_ASSETS/datasets, and their tfds names online.
+# The datasets the asset pack holds: the name `load_dataset` takes, and the pack's folder (datasets/<folder>).
+# Both profiles read these files: the offline profile from $TLKIT_ASSETS (else the cache), the full profile
+# fetched once into the cache from their original sources (or $TLKIT_ASSETS_MIRROR), hash-checked.
 LOCAL_DATASETS = {"caltech101": "caltech101", "fashion_mnist": "fashion-mnist", "eurosat": "eurosat"}
 
 
@@ -174,11 +177,48 @@ def index_fashion_mnist(folder: str | os.PathLike | None = None) -> _Index:
     return _Index(images, labels.astype(np.int32), list(FASHION_MNIST_CLASSES))
 
 
+def tfds_download_urls(builder) -> list[str]:
+    """One URL per host that `builder.download_and_prepare()` downloads from.
+
+    These are the URLs the dataset pins with their checksums (`builder.url_infos`), and tfds's
+    own store of prepared datasets on storage.googleapis.com, which tfds asks first.
+
+    Args:
+        builder: a `tfds.core.DatasetBuilder`.
+
+    Returns:
+        URLs, the first of each host.
+
+    Example:
+
+    ```python
+    tfds_download_urls(tfds.builder("tf_flowers"))
+    # ['http://download.tensorflow.org/example_images/flower_photos.tgz', 'https://storage.googleapis.com/...']
+    ```
+    """
+    from tlkit.network import probe_url
+
+    try:
+        pinned = sorted(builder.url_infos or ())  # None for a dataset that pins no checksums
+    except (AttributeError, OSError, ValueError):  # a builder without its code (read from files) pins none
+        pinned = []
+    by_host: dict[str, str] = {}
+    for url in [*pinned, probe_url("storage.googleapis.com")]:
+        by_host.setdefault(urllib.parse.urlsplit(url).netloc, url)
+    return list(by_host.values())
+
+
 def index_tfds(name: str, split: str = "all", data_dir: str | None = None) -> _Index:
-    """Indexes a TensorFlow Datasets image classification dataset, without decoding its images."""
+    """Indexes a TensorFlow Datasets image classification dataset, without decoding its images.
+
+    A prepared dataset (in `data_dir`, default `~/tensorflow_datasets`) is read with no network.
+    Otherwise every host the dataset downloads from (`tfds_download_urls`) must answer one HTTP
+    request within seconds before `download_and_prepare` starts: tfds itself retries an unreachable
+    host for minutes.
+    """
     import tensorflow_datasets as tfds
 
-    from tlkit.network import OFFLINE_HINT, require_network
+    from tlkit.network import OFFLINE_HINT, require_network, require_urls
 
     if tfds.core.naming.parse_builder_name_kwargs(name)[0].namespace:  # huggingface:, kaggle: are online
         require_network(f"the tfds dataset {name!r}")
@@ -193,13 +233,21 @@ def index_tfds(name: str, split: str = "all", data_dir: str | None = None) -> _I
             "or pass an image folder (root/<class>/<image>)."
         ) from None
     if not builder.is_prepared():
-        require_network(f"the tfds dataset {name!r}")
+        base = name.split("/")[0].split(":")[-1]
+        pack = (
+            f"tlkit's asset pack has its own copy of {base}, from its original source and hash-checked: "
+            f"tlkit.load_dataset({base!r})."
+            if base in LOCAL_DATASETS
+            else ""
+        )
+        require_urls(f"the tfds dataset {name!r}", tfds_download_urls(builder), hint=pack)
         try:
             builder.download_and_prepare()
         except Exception as error:
             raise RuntimeError(
                 f"Downloading the tfds dataset {name!r} failed: {str(error).strip()[:300]}. Retry later, or download "
-                f"it once elsewhere and pass data_dir; or use a local image folder. {OFFLINE_HINT}"
+                f"it once elsewhere and pass data_dir; or use a local image folder. {pack + ' ' if pack else ''}"
+                f"{OFFLINE_HINT}"
             ) from error
     features = builder.info.features
     image_key = next(k for k, f in features.items() if isinstance(f, tfds.features.Image))
@@ -215,17 +263,38 @@ def index_tfds(name: str, split: str = "all", data_dir: str | None = None) -> _I
 def fetched_part(part: str) -> Path:
     """The full profile's folder of one part of the asset pack (`caltech101`, `embeddings`, ...).
 
-    The local copy when it is complete, else fetched once from the part's public sources;
-    with no network it fails within seconds, naming the offline route.
-    """
-    from tlkit.assets import AssetsError, dataset_path
-    from tlkit.network import require_network
+    The local copy when it is complete (`$TLKIT_ASSETS`, else the cache, which may hold other
+    parts only: each part is fetched when first needed), else fetched once into the cache and
+    hash-checked: from the mirror `$TLKIT_ASSETS_MIRROR` when that is set, else from the part's
+    public source. One HTTP request to that host comes first, so with no network (or a mirror
+    that is down) it fails within seconds, naming the offline route.
 
+    Args:
+        part: a part of the pack: `caltech101`, `fashion-mnist` (or `fashion_mnist`), `eurosat`,
+            `sentiment-labelled-sentences`, `embeddings`, `weights`.
+
+    Returns:
+        The part's folder, e.g. `<cache>/datasets/caltech101`.
+    """
+    from tlkit.assets import MIRROR_ENV, SOURCES, AssetsError, dataset_path
+    from tlkit.network import require_urls
+
+    name = part.replace("_", "-")
+    if name not in SOURCES:
+        raise ValueError(
+            f"Invalid value for argument `part`. Received: part={part!r}. Expected one of: {', '.join(SOURCES)}."
+        )
     try:
-        return dataset_path(part, download=False)
+        return dataset_path(name, download=False)
     except AssetsError:
-        require_network(f"the {part} files")
-        return dataset_path(part)
+        pass
+    mirror = os.environ.get(MIRROR_ENV)
+    if mirror:
+        hint = f"${MIRROR_ENV} is {mirror}: start the mirror, or unset {MIRROR_ENV} to fetch from the public sources."
+        require_urls(f"the {part} files from the mirror", [mirror], hint=hint)
+    else:
+        require_urls(f"the {part} files", [SOURCES[name][0].url])
+    return dataset_path(name)
 
 
 def _local_dataset_dir(name: str) -> Path:
@@ -239,7 +308,7 @@ def _local_dataset_dir(name: str) -> Path:
 
 
 def index_source(source: str | os.PathLike, classes=None) -> _Index:
-    """Indexes `source`: an image folder, `"fashion_mnist"`, `"caltech101"`, or a tfds name."""
+    """Indexes `source`: an image folder, `"fashion_mnist"`, `"caltech101"`, `"eurosat"`, or a tfds name."""
     is_tfds = isinstance(source, str) and source.startswith("tfds:")  # e.g. "tfds:eurosat/rgb" (a config name)
     if not is_tfds and (isinstance(source, os.PathLike) or (isinstance(source, str) and os.sep in source)):
         return index_image_folder(source, classes)
@@ -371,8 +440,10 @@ def load_dataset(
     """Loads `source` into seeded train/val/test splits of RGB uint8 images.
 
     Args:
-        source: an image folder (`root/<class>/<image>`), `"caltech101"`, `"fashion_mnist"`
-            (offline copies from `$TLKIT_ASSETS` in the offline profile), or a tfds name.
+        source: an image folder (`root/<class>/<image>`); `"caltech101"`, `"eurosat"` or
+            `"fashion_mnist"` (the asset pack's copies: from `$TLKIT_ASSETS` in the offline profile,
+            fetched once into the cache from their original sources, or `$TLKIT_ASSETS_MIRROR`, in the
+            full profile); or `"tfds:<name>"`, a TensorFlow Datasets dataset (full profile only).
         image_size: square size the images are resized to (default: the profile's).
         classes: class names to keep, or an int for that many of the largest classes.
         images_per_class: training images per class (default: all that are left).

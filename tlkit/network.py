@@ -5,8 +5,11 @@ traceback; one short HTTP request before either starts tells the reader at once.
 request asks for a known small file (the headers of a Keras weight file) and must be
 answered within the deadline: a network that accepts connections but serves nothing (a
 captive portal, a firewall that swallows traffic, a hung proxy) fails the check too.
-Every download that tlkit starts (ImageNet weights, Fashion-MNIST, tfds datasets) calls
-`require_network` first. Set `TLKIT_NO_NETWORK=1` to refuse every download outright.
+Every download that tlkit starts calls `require_network` (or `require_urls`) first, asking
+the host the download will come from: storage.googleapis.com for ImageNet weights, the
+classroom mirror `$TLKIT_ASSETS_MIRROR` (else the part's public source) for the asset pack,
+and each download host a tfds dataset pins. Set `TLKIT_NO_NETWORK=1` to refuse every
+download outright, a mirror's included.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from __future__ import annotations
 import os
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 # The hosts that Keras weights and most tfds datasets are served from.
 DOWNLOAD_HOSTS = ("storage.googleapis.com",)
@@ -70,9 +76,14 @@ def network_available(
     host: str = DOWNLOAD_HOSTS[0], port: int = 443, timeout: float = 5.0, url: str | None = None
 ) -> bool:
     """Whether `host` serves an HTTP request (for `url`, default `probe_url(host, port)`) within `timeout` s."""
-    if os.environ.get(NO_NETWORK_ENV, "") not in ("", "0"):
+    if refused():
         return False
     return url_answers(url or probe_url(host, port), timeout)
+
+
+def refused() -> bool:
+    """Whether `$TLKIT_NO_NETWORK` asks tlkit to refuse every download."""
+    return os.environ.get(NO_NETWORK_ENV, "") not in ("", "0")
 
 
 def require_network(
@@ -83,10 +94,45 @@ def require_network(
     `hint` adds what else the reader can do (e.g. how to load a local file instead).
     """
     if not network_available(host, timeout=timeout, url=url):
-        refused = os.environ.get(NO_NETWORK_ENV, "") not in ("", "0")
+        _refuse(what, [host], timeout, hint)
+
+
+def require_urls(what: str, urls: Sequence[str], timeout: float = 5.0, hint: str = "") -> None:
+    """Raises `ConnectionError` naming `what`, the hosts that did not answer and the offline route,
+    unless the host of every URL answers an HTTP request for it within `timeout` seconds.
+
+    The hosts are asked at the same time, so the check takes at most `timeout` seconds however
+    many there are.
+
+    Args:
+        what: what is about to be downloaded, e.g. `"the tfds dataset 'beans'"`.
+        urls: the URLs the download will fetch (one per host is enough).
+        timeout: seconds each host has to answer.
+        hint: what else the reader can do.
+
+    Example:
+
+    ```python
+    require_urls("the tfds dataset 'beans'", ["https://storage.googleapis.com/ibeans/train.zip"])
+    ```
+    """
+    if not urls:
+        raise ValueError("Invalid value for argument `urls`. Received: urls=[]. Expected at least one URL.")
+    if refused():
+        _refuse(what, [], timeout, hint)
+    with ThreadPoolExecutor(len(urls)) as pool:
+        answered = list(pool.map(lambda url: url_answers(url, timeout), urls))
+    silent = list(dict.fromkeys(urllib.parse.urlsplit(u).netloc for u, ok in zip(urls, answered) if not ok))
+    if silent:
+        _refuse(what, silent, timeout, hint)
+
+
+def _refuse(what: str, hosts: Sequence[str], timeout: float, hint: str) -> None:
+    if refused():
+        reason = f"${NO_NETWORK_ENV} is set"
+    else:
         reason = (
-            f"${NO_NETWORK_ENV} is set"
-            if refused
-            else f"{host} did not answer an HTTP request within {timeout:g} s (no network, or one that serves nothing?)"
+            f"{' and '.join(hosts)} did not answer an HTTP request within {timeout:g} s "
+            "(no network, or one that serves nothing?)"
         )
-        raise ConnectionError(f"Cannot download {what}: {reason}. {hint + ' ' if hint else ''}{OFFLINE_HINT}")
+    raise ConnectionError(f"Cannot download {what}: {reason}. {hint + ' ' if hint else ''}{OFFLINE_HINT}")
