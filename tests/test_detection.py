@@ -116,3 +116,81 @@ def test_retinanet_with_random_weights_trains_one_step_for_two_classes():
     assert np.isfinite(history.history["loss"][0])
     after = model.classification_head.weights
     assert any(not np.allclose(b, a.numpy()) for b, a in zip(before, after))
+
+
+@pytest.mark.parametrize(
+    "resize",
+    [{"pad_to_aspect_ratio": True}, {"crop_to_aspect_ratio": True}, {}],
+    ids=["pad", "crop", "stretch"],
+)
+def test_to_input_frame_inverts_the_box_transform_of_keras_resizing(resize):
+    import keras
+
+    boxes = np.array([[[20, 10, 50, 40], [60, 15, 88, 45]]], np.float32)  # inside the centre crop too
+    images = np.zeros((1, 60, 100, 3), np.float32)  # 5:3 into 4:3: every mode moves the boxes differently
+    layer = keras.layers.Resizing(96, 128, bounding_box_format="xyxy", **resize)
+    out = layer({"images": images, "bounding_boxes": {"boxes": boxes, "labels": np.zeros((1, 2), np.float32)}})
+    resized = keras.ops.convert_to_numpy(out["bounding_boxes"]["boxes"])
+    assert not np.allclose(resized, boxes, atol=1)  # the resize moved them
+    back = detection.to_input_frame(resized, (60, 100), (96, 128), **resize)
+    np.testing.assert_allclose(back, boxes, atol=1e-3)
+
+
+def _small_retinanet_preset(folder, input_size, resized):
+    """A RetinaNet with a small ResNet, whose preprocessor resizes `input_size` images to `resized`."""
+    import keras_hub
+
+    encoder = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 16, 16, 16],
+        stackwise_num_blocks=[1, 1, 1, 1], stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
+        image_shape=(None, None, 3),
+    )  # fmt: skip
+    backbone = keras_hub.models.RetinaNetBackbone(image_encoder=encoder, min_level=3, max_level=7, use_p5=False)
+    converter = keras_hub.layers.RetinaNetImageConverter(
+        image_size=(resized, resized), pad_to_aspect_ratio=True, crop_to_aspect_ratio=False, scale=1 / 255
+    )  # as the COCO presets' converters: a centred pad to a square, then a resize
+    preprocessor = keras_hub.models.RetinaNetObjectDetectorPreprocessor(image_converter=converter)
+    coco = keras_hub.models.RetinaNetObjectDetector(backbone=backbone, num_classes=3, preprocessor=preprocessor)
+    coco.save_to_preset(str(folder))
+    return folder
+
+
+def test_retinanet_from_a_local_preset_needs_no_network_and_detects_in_the_input_frame(tmp_path, monkeypatch):
+    pytest.importorskip("keras_hub")
+    import keras
+
+    monkeypatch.setenv("TLKIT_NO_NETWORK", "1")  # a download would be refused: the folder must be enough
+    preset = _small_retinanet_preset(tmp_path / "preset", 64, 128)
+    keras.mixed_precision.set_global_policy("mixed_float16")  # as `setup` does on a GPU
+    try:
+        model = detection.retinanet(2, str(preset))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.preprocessor.image_converter.image_size == (128, 128) and model.num_classes == 2
+    assert model.backbone.compute_dtype == "float16"
+    assert {t.dtype for t in model.outputs} == {"float32"}  # box deltas and class logits
+    prediction = model.classification_head.prediction_layer
+    kernel, bias = prediction.get_weights()
+    prediction.set_weights([kernel, np.full_like(bias, 3.0)])  # every anchor scores ~0.95: there are detections
+    small = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    # The same scenes at the preprocessor's size: the network sees the same pixels and predicts the same
+    # boxes in its 128 px frame, so in the frames of the inputs the 64 px boxes are half the 128 px ones.
+    large = keras.ops.convert_to_numpy(model.preprocessor.image_converter.resizing(small))
+    raw = model.predict(small, verbose=0)
+    boxes_small, scores_small, _ = detection.detect(model, small)
+    boxes_large, scores_large, _ = detection.detect(model, large)
+    assert all(len(b) > 10 for b in boxes_small)
+    for b_small, b_large, s_small, s_large in zip(boxes_small, boxes_large, scores_small, scores_large):
+        np.testing.assert_allclose(s_small, s_large, atol=1e-3)
+        np.testing.assert_allclose(b_small, b_large / 2, atol=0.5)
+        assert b_small.min() >= 0 and b_small.max() <= 64
+    assert raw["boxes"][0][: raw["num_detections"][0]].max() > 64  # predict itself answers in the 128 px frame
+
+
+def test_retinanet_preset_download_refused_with_the_fix(monkeypatch):
+    pytest.importorskip("keras_hub")
+    monkeypatch.setenv("TLKIT_NO_NETWORK", "1")
+    with pytest.raises(ConnectionError, match="folder of a preset saved with `save_to_preset`"):
+        detection.retinanet(2, "retinanet_resnet50_fpn_coco")
+    with pytest.raises(ValueError, match="Invalid value for argument `image_size`"):
+        detection.retinanet(2, image_size=256)  # no preset: no preprocessor to resize with

@@ -14,6 +14,7 @@ import contextlib
 import dataclasses
 import functools
 import io
+import warnings
 from collections.abc import Sequence
 
 import keras
@@ -379,20 +380,97 @@ def mean_average_precision(
 
 
 def detect(model: keras.Model, images: np.ndarray, min_score: float = 0.01, batch_size: int = 64):
-    """Runs a grid detector with outputs `{"classes": logits, "boxes": ...}` and decodes every image.
+    """Runs a detector on `images` and returns its boxes in the frame of `images`.
+
+    Two kinds of detector are read: a grid detector with outputs `{"classes": logits, "boxes": ...}`
+    (decoded here by `decode`), and a KerasHub object detector such as `retinanet`, whose `predict`
+    returns boxes in the frame of the images *after its preprocessor* (the COCO presets resize every
+    image to 800 x 800). Those boxes are mapped back through the preprocessor's resize, so that
+    both kinds can be compared with the true boxes of `images` as they are.
+
+    Args:
+        model: a grid detector or a KerasHub object detector.
+        images: (N, height, width, 3) images, as the true boxes are drawn on them.
+        min_score: predictions scoring lower are left out.
+        batch_size: images a `predict` batch.
 
     Returns:
-        Lists of `boxes`, `scores` and `labels`, one array per image.
+        Lists of `boxes` (xyxy pixels of `images`), `scores` and `labels`, one array per image.
     """
     outputs = model.predict(images, batch_size=batch_size, verbose=0)
-    scores = 1 / (1 + np.exp(-outputs["classes"]))
+    if "num_detections" in outputs:  # a KerasHub detector: decoded and suppressed by the model
+        return _kerashub_detections(model, outputs, images.shape[1:3], min_score)
+    scores = 1 / (1 + np.exp(-np.asarray(outputs["classes"], np.float32)))
     decoded = [decode(s, b, images.shape[1], min_score) for s, b in zip(scores, outputs["boxes"])]
     return [d[0] for d in decoded], [d[1] for d in decoded], [d[2] for d in decoded]
 
 
-def evaluate_detector(model: keras.Model, scenes: Scenes, iou: float = 0.5) -> float:
-    """mAP at `iou` of a grid detector on `scenes` (pycocotools)."""
-    boxes, scores, labels = detect(model, scenes.images)
+def _kerashub_detections(model, outputs, input_size: tuple[int, int], min_score: float):
+    """Slices each image's detections and maps their boxes into the frame of the input images."""
+    from keras.utils import bounding_boxes
+
+    converter = getattr(getattr(model, "preprocessor", None), "image_converter", None)
+    resized = tuple(converter.image_size) if converter is not None and converter.image_size else tuple(input_size)
+    boxes = bounding_boxes.convert_format(
+        np.asarray(outputs["boxes"], np.float32), model.bounding_box_format, "xyxy", resized[0], resized[1]
+    )  # in the frame of the preprocessed images
+    boxes = np.asarray(keras.ops.convert_to_numpy(boxes), np.float32)
+    if converter is not None and converter.image_size:
+        boxes = to_input_frame(boxes, input_size, resized, converter.pad_to_aspect_ratio,
+                               converter.crop_to_aspect_ratio)  # fmt: skip
+    height, width = input_size
+    limits = np.array([width, height, width, height], np.float32)
+    found, kept = [], []
+    for i, count in enumerate(np.asarray(outputs["num_detections"]).reshape(-1)):
+        scores = np.asarray(outputs["confidence"][i][:count], np.float32)
+        keep = scores >= min_score
+        kept.append((np.clip(boxes[i][:count][keep], 0, limits), scores[keep]))
+        found.append(np.asarray(outputs["labels"][i][:count])[keep].astype(np.int32))
+    return [b for b, _ in kept], [s for _, s in kept], found
+
+
+def to_input_frame(
+    boxes: np.ndarray,
+    input_size: tuple[int, int],
+    resized: tuple[int, int],
+    pad_to_aspect_ratio: bool = False,
+    crop_to_aspect_ratio: bool = False,
+) -> np.ndarray:
+    """Maps xyxy boxes from resized images back to the images before `keras.layers.Resizing`.
+
+    The inverse of the box transform of `keras.layers.Resizing(*resized, pad_to_aspect_ratio=...,
+    crop_to_aspect_ratio=...)` (the resize of KerasHub's image converters): a stretch, a scale and a
+    centred pad, or a scale and a centred crop.
+
+    Args:
+        boxes: (..., 4) xyxy pixels in the resized frame.
+        input_size: `(height, width)` of the images before the resize.
+        resized: `(height, width)` after it.
+
+    Returns:
+        The boxes, xyxy pixels in the frame of the input images.
+    """
+    (h, w), (target_h, target_w) = (float(v) for v in input_size), (float(v) for v in resized)
+    boxes = np.asarray(boxes, np.float32)
+    if pad_to_aspect_ratio:
+        ratio = min(target_h / h, target_w / w)
+        scale_x = scale_y = ratio
+        x_off, y_off = (target_w - w * ratio) // 2, (target_h - h * ratio) // 2
+    elif crop_to_aspect_ratio:
+        source, target = w / h, target_w / target_h
+        new_w, new_h = (target_h * source, target_h) if source > target else (target_w, target_w / source)
+        scale_x, scale_y = new_w / w, new_h / h
+        x_off, y_off = -((new_w - target_w) // 2), -((new_h - target_h) // 2)
+    else:
+        scale_x, scale_y, x_off, y_off = target_w / w, target_h / h, 0.0, 0.0
+    offset = np.array([x_off, y_off, x_off, y_off], np.float32)
+    scale = np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
+    return ((boxes - offset) / scale).astype(np.float32)
+
+
+def evaluate_detector(model: keras.Model, scenes: Scenes, iou: float = 0.5, batch_size: int = 64) -> float:
+    """mAP at `iou` of a detector (a grid detector or a KerasHub one, see `detect`) on `scenes` (pycocotools)."""
+    boxes, scores, labels = detect(model, scenes.images, batch_size=batch_size)
     return mean_average_precision(scenes.boxes, scenes.labels, boxes, scores, labels, len(scenes.class_names), iou)
 
 
@@ -436,29 +514,108 @@ RESNET50 = {
 }  # the image encoder of KerasHub's "retinanet_resnet50_fpn_coco"
 
 
-def retinanet(num_classes: int, preset: str | None = None, bounding_box_format: str = "xyxy"):
+PRESET_HOSTS = {"hf://": "huggingface.co"}  # where a preset handle downloads from; Kaggle for the rest
+
+
+@contextlib.contextmanager
+def _global_policy(name: str):
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _load_detector_preset(preset: str, bounding_box_format: str):
+    """`RetinaNetObjectDetector.from_preset`, with the download checked first and errors that name the fix."""
+    import os
+
+    import keras_hub
+
+    from tlkit.network import network_available
+
+    local = os.path.isdir(os.path.expanduser(preset))  # a folder written by `save_to_preset`: no download
+    host = next((h for prefix, h in PRESET_HOSTS.items() if preset.startswith(prefix)), "www.kaggle.com")
+    fixes = (
+        f"Check that this machine reaches {host}, or pass the folder of a preset saved with "
+        "`save_to_preset` (e.g. on a machine with internet), or call `retinanet(num_classes)` without a preset "
+        "for the same architecture with random weights (no download; lesson 06 skips it with TLKIT_PROFILE=offline)."
+    )
+    if not local and not network_available(host):
+        raise ConnectionError(f"Cannot download the KerasHub preset {preset!r}: {host} does not answer. {fixes}")
+    try:
+        with warnings.catch_warnings():  # the preset's saved optimizer state is not used: the model is recompiled
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras_hub.models.RetinaNetObjectDetector.from_preset(
+                os.path.expanduser(preset) if local else preset, bounding_box_format=bounding_box_format
+            )
+    except Exception as error:  # noqa: BLE001 (kagglehub, HTTP and file errors alike: re-raised with the fix)
+        raise RuntimeError(f"Could not load the KerasHub preset {preset!r} ({type(error).__name__}: {error}). "
+                           f"Expected a KerasHub RetinaNet preset name or folder. {fixes}") from error  # fmt: skip
+
+
+def retinanet(
+    num_classes: int,
+    preset: str | None = None,
+    bounding_box_format: str = "xyxy",
+    image_size: int | None = None,
+):
     """KerasHub's RetinaNet (ResNet-50 + FPN) for `num_classes` classes.
 
-    With a `preset` (e.g. `"retinanet_resnet50_fpn_coco"`, downloaded once): the COCO-trained
-    backbone, feature pyramid and box head, and a new classification head for `num_classes`.
-    Without one: the same architecture with random weights (no download).
+    With a `preset` (e.g. `"retinanet_resnet50_fpn_coco"`, downloaded once, or the folder of a preset
+    saved with `save_to_preset`, which needs no network): the COCO-trained backbone, feature pyramid
+    and box head, the preset's preprocessor, and a new classification head for `num_classes`.
+    Without one: the same architecture with random weights and no preprocessor (no download).
+
+    Under mixed precision the network computes in float16 and its outputs (box deltas and class
+    logits) in float32, so that box decoding and the losses are computed in float32.
+
+    Args:
+        num_classes: the number of classes of the new classification head.
+        preset: a KerasHub preset name or folder, or `None` for random weights.
+        bounding_box_format: the box format of `fit`'s targets and `predict`'s boxes.
+        image_size: the side the preprocessor resizes each image to (default: the preset's own, 800
+            for the COCO presets). `predict` returns boxes in that frame; `detect` maps them back.
 
     Returns:
         A `keras_hub.models.RetinaNetObjectDetector`.
+
+    Example:
+        >>> model = tlkit.retinanet(2, "retinanet_resnet50_fpn_coco")
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-4))
+        >>> boxes, scores, labels = tlkit.detect(model, images)  # in the frame of `images`
     """
-    import keras_hub
+    try:
+        import keras_hub
+    except ImportError as error:
+        raise ImportError("`retinanet` builds KerasHub's RetinaNet: `pip install keras-hub`.") from error
 
     check_int("num_classes", num_classes, 1)
+    if image_size is not None:
+        check_int("image_size", image_size, 32)
+        if preset is None:
+            raise invalid("image_size", image_size, "None without a preset (there is no preprocessor to resize)")
     Detector = keras_hub.models.RetinaNetObjectDetector
+    policy = keras.mixed_precision.global_policy()
     if preset is None:
         encoder = keras_hub.models.ResNetBackbone(**RESNET50)
         backbone = keras_hub.models.RetinaNetBackbone(image_encoder=encoder, min_level=3, max_level=7, use_p5=False)
-        return Detector(backbone=backbone, num_classes=num_classes, bounding_box_format=bounding_box_format)
-    from tlkit.network import require_network
-
-    require_network(f"the KerasHub preset {preset!r}")
-    coco = Detector.from_preset(preset, bounding_box_format=bounding_box_format)
-    model = Detector(backbone=coco.backbone, num_classes=num_classes, bounding_box_format=bounding_box_format,
-                     preprocessor=coco.preprocessor)  # fmt: skip
-    model.box_head.set_weights(coco.box_head.get_weights())  # reused; the class head is new
+        coco = None
+    else:
+        coco = _load_detector_preset(preset, bounding_box_format)
+        backbone = coco.backbone
+    preprocessor = None
+    if coco is not None and coco.preprocessor is not None:
+        converter = coco.preprocessor.image_converter
+        config = converter.get_config() | {"bounding_box_format": bounding_box_format}  # boxes resized with images
+        if image_size is not None:
+            config["image_size"] = (image_size, image_size)
+        preprocessor = type(coco.preprocessor)(image_converter=type(converter).from_config(config))
+    with _global_policy("float32"):  # outputs (the reshapes and concatenations) in float32; heads as the backbone
+        model = Detector(backbone=backbone, num_classes=num_classes, bounding_box_format=bounding_box_format,
+                         preprocessor=preprocessor, dtype=backbone.dtype_policy)  # fmt: skip
+    model.dtype_policy = policy  # so that `compile` scales the loss under mixed_float16, as for any model
+    if coco is not None:
+        model.box_head.set_weights(coco.box_head.get_weights())  # reused; the class head is new
     return model
