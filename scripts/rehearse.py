@@ -10,8 +10,9 @@ runs on the CPU with no internet, each download answered locally in the form its
 - the asset pack (Caltech-101, Fashion-MNIST, EuroSAT, GloVe, sentences) through `TLKIT_ASSETS_MIRROR`, from an
   HTTP server on 127.0.0.1 that this script starts and stops, into an empty cache (`TLKIT_ASSETS` unset), so
   each notebook fetches and hash-checks what it uses as a new user's first run does;
-- Keras application weights for MobileNetV2 as files named as `keras.utils.get_file` caches them, in
-  `$KERAS_HOME/models`: stand-ins with random weights, so a claim that needs ImageNet features is judged with
+- Keras application weights (MobileNetV2's, and the classifiers with their top that lesson 00 asks for
+  guesses) as files named as `keras.utils.get_file` caches them, in `$KERAS_HOME/models`: stand-ins with
+  random weights, beside the real ImageNet class index, so a claim that needs ImageNet features is judged with
   `BACKBONE="mobilenet_0.25"` (see the overrides), whose real ImageNet file is in the pack (from the mirror);
 - KerasHub presets as local folders written by `save_to_preset` (scripts/rehearsal_presets.py);
 - mixed precision switched on as `tlkit.setup` does on a GPU (`TLKIT_GPU_SETTINGS=1`).
@@ -30,6 +31,7 @@ import functools
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -70,7 +72,7 @@ def serve(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def write_weight_stand_ins(models: Path) -> list[str]:
+def write_weight_stand_ins(models: Path, pack: Path) -> list[str]:
     """Fills `models` (a `$KERAS_HOME/models`) as Keras's downloads would; returns the file names.
 
     MobileNetV2's are random, saved in the legacy HDF5 layout Keras's own files use, so they load through
@@ -89,7 +91,19 @@ def write_weight_stand_ins(models: Path) -> list[str]:
         base = keras.applications.MobileNetV2(input_shape=(size, size, 3), include_top=False, weights=None)
         base.save(models / name)  # the legacy .h5 layout: what load_weights reads from Keras's own files
         written.append(name)
-    return written
+    # Lesson 00 asks a whole ImageNet classifier (its top included) for its guesses, and decodes them with
+    # ImageNet's class index: the pack holds the real index; the classifiers are random stand-ins.
+    with_top = {
+        "mobilenet_2_5_224_tf.h5": lambda: keras.applications.MobileNet(alpha=0.25, weights=None),
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224.h5": lambda: keras.applications.MobileNetV2(
+            weights=None
+        ),
+    }
+    for name, build in with_top.items():
+        build().save(models / name)
+        written.append(name)
+    shutil.copyfile(pack / "weights" / "imagenet_class_index.json", models / "imagenet_class_index.json")
+    return [*written, "imagenet_class_index.json"]
 
 
 def pack_folder() -> Path:
@@ -170,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="tlkit-rehearsal-") as tmp, serve(pack) as mirror:
         work = Path(tmp)
         start = time.perf_counter()
-        weights = write_weight_stand_ins(work / "keras" / "models")
+        weights = write_weight_stand_ins(work / "keras" / "models", pack)
         from rehearsal_presets import write_presets
 
         presets = work / "presets"
