@@ -88,3 +88,24 @@ def test_learning_curves_takes_strategies_per_dataset(random_images):
     curves = learning_curves(datasets, "mobilenet_0.25", [2, 4], strategies=chosen, epochs=1, weights=None)
     assert set(curves["a"].accuracy) == {"frozen"}
     assert set(curves["b"].accuracy) == {"frozen", "fine_tune_top"}
+
+
+def test_learning_curves_report_progress_and_their_clock(random_images, capsys):
+    import tlkit
+    from tlkit.curves import learning_curves
+
+    toy = tlkit.Splits(
+        tlkit.from_arrays(random_images(8, seed=1), np.repeat([0, 1], 4)),
+        tlkit.from_arrays(random_images(2, seed=2), np.array([0, 1])),
+        tlkit.from_arrays(random_images(4, seed=3), np.repeat([0, 1], 2)),
+    )
+    curves = learning_curves({"toy": toy}, "mobilenet_0.25", [2, 4], ["frozen", "fine_tune_top"], epochs=1,
+                             weights=None, verbose=1)  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    # the frozen heads count as one run, then one run per size of each trained strategy
+    assert [line.split(" (")[0] for line in lines] == ["run 1/3", "run 2/3", "run 3/3"]
+    assert "toy, fine_tune_top, 4 images/class" in lines[2] and "0 left" in lines[2] and "so far" in lines[2]
+    assert curves["toy"].clock == "CPU s"  # no GPU here: CPU seconds, and the table says so
+    assert curves["toy"].table().splitlines()[0].endswith("CPU s")
+    learning_curves({"toy": toy}, "mobilenet_0.25", [2], ["frozen"], weights=None)
+    assert capsys.readouterr().out == ""  # verbose=0 (the default) prints nothing

@@ -38,3 +38,20 @@ def test_rows_must_match_labels():
     train, y = _depths()
     with pytest.raises(ValueError, match="one row per label"):
         train_probes([train[0][:10], train[1]], y, 3, epochs=1)
+
+
+def test_heads_compute_in_float32_under_mixed_precision():
+    import keras
+
+    train, y = _depths(0)
+    test, y_test = _depths(1)
+    large = 1e3  # activations of about 1e3: a variance of about 1e6, past float16's largest value (65504)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        probes = train_probes([(train[0] * large).astype("float16")], y, 3, epochs=40, learning_rate=1e-2)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert {probes.get_layer(f"depth_0_{part}").compute_dtype for part in ("norm", "dropout")} == {"float32"}
+    [accuracy] = probe_accuracies(probes, [test[0] * large], y_test)
+    # Measured with the head in float16: 0.375 (chance is 0.33); in float32, as on the unscaled features.
+    assert accuracy > 0.9

@@ -19,6 +19,11 @@ One training set of the largest size is split once; each smaller size takes the 
 images of each class of it, so the sets are nested and the test set never changes. Each
 fine-tuned model is compiled once and reset (weights and optimizer state) between sizes:
 tracing a Keras `fit` costs seconds, a training step on a CPU only milliseconds.
+
+The seconds each strategy took are CPU seconds on a machine without a GPU (steady on shared
+cores) and wall-clock seconds on a GPU, whose work a CPU clock does not see; `Curves.clock`
+says which. With `verbose=1`, one line per finished run says which run it was, how many are
+left and the time so far.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from tlkit.backbones import BackbonePreprocessing, block_ends, load_backbone
 from tlkit.data import Splits
 from tlkit.features import extract
 from tlkit.model import unfreeze_all
+from tlkit.profiles import gpus
 
 STRATEGIES = ("frozen", "fine_tune_top", "fine_tune_all", "scratch")
 
@@ -79,12 +85,17 @@ def head_weights(head, num_classes: int) -> list[np.ndarray]:
 
 @dataclasses.dataclass
 class Curves:
-    """Test accuracy per strategy at each training-set size, and the CPU seconds each strategy took."""
+    """Test accuracy per strategy at each training-set size, and the seconds each strategy took.
+
+    `clock` names the seconds: `"CPU s"` (CPU time, measured on a machine without a GPU) or
+    `"s"` (wall-clock time, measured on a GPU).
+    """
 
     sizes: list[int]
     accuracy: dict[str, list[float]]
     seconds: dict[str, float]
     chance: float
+    clock: str = "CPU s"
 
     def crossing(self, strategy: str, baseline: str = "frozen", margin: float = 0.0) -> int | None:
         """The smallest size from which `strategy` beats `baseline` by more than `margin` (None: never)."""
@@ -96,7 +107,7 @@ class Curves:
 
     def table(self) -> str:
         """The accuracies as text, one row per strategy."""
-        lines = ["images/class " + " ".join(f"{s:>6d}" for s in self.sizes) + "   CPU s"]
+        lines = ["images/class " + " ".join(f"{s:>6d}" for s in self.sizes) + f"   {self.clock}"]
         for name, values in self.accuracy.items():
             lines.append(f"{name:13s}" + " ".join(f"{v:6.3f}" for v in values) + f"   {self.seconds[name]:5.1f}")
         return "\n".join(lines)
@@ -146,6 +157,7 @@ def learning_curves(
     batch_size: int = 32,
     weights: str | None = "imagenet",
     seed: int = 0,
+    verbose: int = 0,
 ) -> dict[str, Curves]:
     """Test accuracy of each strategy at each size in `sizes` (training images per class), per dataset.
 
@@ -154,6 +166,8 @@ def learning_curves(
     compiled models. The fine-tuning strategies start from the `frozen` strategy's head and
     train `epochs` epochs; `scratch` trains `scratch_epochs` (default `epochs`).
     `strategies` is one list for every dataset, or a mapping from each dataset's name to its own.
+    `verbose=1` prints one line per finished run (the frozen strategy's heads on a dataset
+    count as one run): which run, its test accuracy, how many are left, the time so far.
     """
     if isinstance(strategies, Mapping):
         missing = [name for name in datasets if name not in strategies]
@@ -179,26 +193,53 @@ def learning_curves(
     scratch_epochs = scratch_epochs or epochs
     cache: dict = {}
     results = {}
+    runs = sum(("frozen" in chosen) + len(sizes) * len([s for s in chosen if s != "frozen"])
+               for chosen in per_dataset.values())  # fmt: skip
+    progress = _Progress(runs, verbose)
     for name, splits in datasets.items():
         results[name] = _curves_for(
             splits, backbone, sizes, per_dataset[name], epochs, scratch_epochs, top_blocks,
             fine_tune_learning_rate, scratch_learning_rate, batch_size, weights, seed, cache,
+            lambda what, accuracy, name=name: progress(f"{name}, {what}", accuracy),
         )  # fmt: skip
     return results
 
 
+class _Progress:
+    """One line per finished run: which run, its accuracy, how many are left, the wall-clock time so far."""
+
+    def __init__(self, total: int, verbose: int):
+        self.total, self.verbose, self.done, self.start = total, verbose, 0, time.perf_counter()
+
+    def __call__(self, what: str, accuracy: str) -> None:
+        self.done += 1
+        if self.verbose:
+            elapsed = round(time.perf_counter() - self.start)
+            print(
+                f"run {self.done}/{self.total} ({what}): test accuracy {accuracy}; "
+                f"{self.total - self.done} left, {elapsed // 60}:{elapsed % 60:02d} so far",
+                flush=True,
+            )
+
+
+def _clock():
+    """CPU time without a GPU (steady on shared cores); wall-clock time on a GPU, which a CPU clock misses."""
+    return (time.perf_counter, "s") if gpus() else (time.process_time, "CPU s")
+
+
 def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top_blocks, ft_lr, scratch_lr,
-                batch_size, weights, seed, cache) -> Curves:  # fmt: skip
+                batch_size, weights, seed, cache, done) -> Curves:  # fmt: skip
     train, test = splits.train, splits.test
     k, image_size = splits.num_classes, train.images.shape[1]
     accuracy = {s: [] for s in strategies}
     seconds = dict.fromkeys(strategies, 0.0)
     subsets = [nested_subset(train.labels, n, seed) for n in sizes]
+    clock, unit = _clock()
 
     def timed(strategy, fn, *args):
-        start = time.process_time()
+        start = clock()
         out = fn(*args)
-        seconds[strategy] += time.process_time() - start
+        seconds[strategy] += clock() - start
         return out
 
     # The frozen base: features once (pooled for the head, and the map below the top blocks).
@@ -212,13 +253,19 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
         base, cut_layer, tap = cache[key]
         return base, cut_layer, extract(tap, train.images), extract(tap, test.images)
 
-    _, cut_layer, (pooled, below_top), (pooled_test, below_top_test) = timed("frozen", frozen_features)
+    def as_float32(outputs):  # the pooled features, float16 under mixed precision, for scikit-learn's head
+        return outputs[0].astype(np.float32), outputs[1]
+
+    _, cut_layer, train_out, test_out = timed("frozen", frozen_features)
+    (pooled, below_top), (pooled_test, below_top_test) = as_float32(train_out), as_float32(test_out)
     heads = []
     for idx in subsets:
         head = timed("frozen", linear_head, pooled[idx], train.labels[idx])
         heads.append(head_weights(head, k))
         if "frozen" in strategies:
             accuracy["frozen"].append(float(np.mean(head.predict(pooled_test) == test.labels)))
+    if "frozen" in strategies:
+        done(f"frozen, {len(sizes)} heads", " ".join(f"{a:.3f}" for a in accuracy["frozen"]))
 
     def runner(strategy):
         key = (strategy, image_size, k)
@@ -228,7 +275,7 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
         return cache[key]
 
     for strategy in [s for s in strategies if s != "frozen"]:
-        for idx, head in zip(subsets, heads):
+        for size, idx, head in zip(sizes, subsets, heads):
             if strategy == "fine_tune_top":
                 args = (below_top[idx], train.labels[idx], below_top_test, test.labels, epochs, batch_size, head, seed)
             elif strategy == "fine_tune_all":
@@ -246,7 +293,8 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
                 )
             run = timed(strategy, lambda s, a: runner(s).run(*a), strategy, args)  # building the model counts
             accuracy[strategy].append(run)
-    return Curves(list(sizes), accuracy, seconds, chance=1.0 / k)
+            done(f"{strategy}, {size} images/class", f"{run:.3f}")
+    return Curves(list(sizes), accuracy, seconds, chance=1.0 / k, clock=unit)
 
 
 def strategy_model(

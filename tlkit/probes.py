@@ -25,18 +25,23 @@ def probe_model(
 
     Each head standardises its features with their mean and variance over `features` (early
     layers have much larger activations than late ones; standardising lets one learning
-    rate suit them all).
+    rate suit them all). The heads compute in float32 under any dtype policy: under
+    `mixed_float16` a feature's variance can be below float16's smallest value, and the
+    heads are too small for float16 to save anything.
     """
     names = list(names) if names is not None else [f"depth_{i}" for i in range(len(features))]
     if len(names) != len(features):
         raise ValueError(f"{len(features)} feature arrays but {len(names)} names: pass one name per cut point.")
     inputs, outputs = [], []
-    for name, f in zip(names, map(np.asarray, features)):
+    for name, f in zip(names, features):
+        f = np.asarray(f, np.float32)  # float16 features (mixed precision): statistics in float32
         x = inputs_i = keras.Input(shape=(f.shape[-1],), name=f"{name}_features")
         # The statistics `Normalization.adapt` would compute, without its tf.data pass per head.
-        x = keras.layers.Normalization(mean=f.mean(axis=0), variance=f.var(axis=0), name=f"{name}_norm")(x)
+        x = keras.layers.Normalization(
+            mean=f.mean(axis=0), variance=f.var(axis=0), dtype="float32", name=f"{name}_norm"
+        )(x)
         if dropout:
-            x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
+            x = keras.layers.Dropout(dropout, dtype="float32", name=f"{name}_dropout")(x)
         outputs.append(keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x))
         inputs.append(inputs_i)
     return keras.Model(inputs, outputs, name="probes")
@@ -56,7 +61,7 @@ def train_probes(
     """Trains one head per feature array (one per cut point) in a single `fit`."""
     from tlkit.checks import check_labels
 
-    features = [np.asarray(f) for f in features]
+    features = [np.asarray(f, np.float32) for f in features]  # float16 features (mixed precision) too
     if not features:
         raise ValueError("No features to probe: pass one feature array per cut point.")
     if any(len(f) != len(labels) for f in features):
