@@ -156,3 +156,39 @@ def test_op_determinism_turns_xla_off_as_keras_documents(mixed):
     with pytest.warns(UserWarning, match="jit_compile"):
         tlkit.compile_model(model, 1e-3, jit_compile=True)
     assert model.jit_compile is (bool(tlkit.profiles.gpus()))
+
+
+def test_without_a_gpu_the_full_profile_says_so_in_one_line_with_the_lessons_time(monkeypatch, capsys):
+    if tlkit.profiles.gpus():
+        pytest.skip("this machine has a GPU")
+    monkeypatch.delenv("TLKIT_GPU_SETTINGS", raising=False)
+    tlkit.setup("full", seed=0, lesson="04")
+    printed = capsys.readouterr().out.strip().splitlines()
+    t4, cpu = tlkit.profiles.FULL_PROFILE_MINUTES["04"]
+    assert len(printed) == 1
+    assert printed[0].startswith("No GPU found")
+    assert f"lesson 04 takes about {cpu:.0f} minutes (about {t4:.0f} on a Colab T4)" in printed[0]
+    assert "TLKIT_PROFILE=offline" in printed[0]
+    tlkit.setup("offline", seed=0, lesson="04")  # the offline profile is meant for a CPU: nothing to say
+    monkeypatch.setenv("TLKIT_GPU_SETTINGS", "1")  # the rehearsal: GPU settings on purpose, nothing to say
+    tlkit.setup("full", seed=0, lesson="04")
+    assert capsys.readouterr().out == ""
+
+
+def test_the_readme_times_are_the_ones_setup_prints():
+    """README's table of the full profile's time per lesson and tlkit.profiles.FULL_PROFILE_MINUTES agree."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### Time and memory on a Colab GPU") :]
+    rows = re.findall(r"^\| (\d\d) [^|]*\|([^|]*)\|([^|]*)\|", section, flags=re.MULTILINE)
+    table = {lesson: (float(t4.split()[0]), float(cpu.split()[0])) for lesson, t4, cpu in rows}
+    assert table == tlkit.profiles.FULL_PROFILE_MINUTES
+    assert sorted(table) == sorted(p.name[:2] for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert max(t4 for t4, _ in table.values()) <= 10, "every lesson at most 10 minutes on a T4"
+
+
+def test_cached_features_are_float32_under_mixed_precision(mixed, tiny_base):
+    extractor = tlkit.feature_extractor(tiny_base, "mobilenet_0.25")
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3)).astype("uint8")
+    features = tlkit.extract(extractor, images, batch_size=4)
+    assert features.dtype == np.float32
+    assert features.shape[0] == 5

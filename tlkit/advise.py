@@ -166,6 +166,7 @@ def image_moments(images, base: keras.Model, backbone: str, image_size: int, bat
     for start in range(0, len(images), batch_size):
         batch = _resized(images[start : start + batch_size], image_size)
         for i, o in enumerate(taps(preprocess(batch), training=False)):
+            o = keras.ops.cast(o, "float32")  # squared in float16 (mixed precision), 300 would overflow
             means[i].append(keras.ops.convert_to_numpy(keras.ops.mean(o, axis=(1, 2))).astype("float64"))
             squares[i].append(keras.ops.convert_to_numpy(keras.ops.mean(o * o, axis=(1, 2))).astype("float64"))
     return layers, [np.concatenate(m) for m in means], [np.concatenate(q) for q in squares]

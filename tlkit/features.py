@@ -77,6 +77,7 @@ def extract(extractor: keras.Model, images: np.ndarray, batch_size: int = 64):
     The images are padded to whole batches, so the model is traced for one batch shape
     only (a smaller last batch would cost a second trace, about a third of a pass).
     The images are checked first (shape, 0-255 values), the features after (NaN or inf).
+    The features are float32 under any precision policy (a mixed precision base computes in float16).
     """
     if not isinstance(extractor, keras.Model):
         raise invalid("extractor", type(extractor).__name__, "a Keras model, e.g. tlkit.feature_extractor(base)")
@@ -98,7 +99,11 @@ def extract(extractor: keras.Model, images: np.ndarray, batch_size: int = 64):
     if padding:
         images = np.concatenate([images, np.zeros((padding, *images.shape[1:]), images.dtype)])
     features = extractor.predict(images, batch_size=batch_size, verbose=0)
-    features = [f[:n] for f in features] if isinstance(features, list) else features[:n]
+    # float32 whatever the policy: under mixed precision the base computes in float16, and cached features
+    # are compared, scaled and fed to heads afterwards (a float16 variance overflows at 256)
+    features = (
+        [f[:n].astype("float32") for f in features] if isinstance(features, list) else features[:n].astype("float32")
+    )
     for part in features if isinstance(features, list) else [features]:
         bad = ~np.isfinite(part)
         if bad.any():

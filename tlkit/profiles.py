@@ -51,6 +51,20 @@ PROFILES = {
 }
 
 
+# Minutes each lesson takes in the full profile: (on a Colab T4, on a 2-core CPU), estimated from benchmark D's
+# images per second; README.md "Time and memory on a Colab GPU" shows how.
+FULL_PROFILE_MINUTES: dict[str, tuple[float, float]] = {
+    "00": (3, 3),
+    "01": (4, 7),
+    "02": (4, 5),
+    "03": (5, 25),
+    "04": (9, 45),
+    "05": (8, 25),
+    "06": (8, 120),
+    "07": (4, 5),
+}
+
+
 def get_profile(name: str | None = None) -> Profile:
     """Returns the profile `name`, or the one named by `$TLKIT_PROFILE` (default `full`)."""
     name = name or os.environ.get(PROFILE_ENV) or "full"
@@ -125,15 +139,45 @@ def gpu_settings_forced() -> bool:
     return os.environ.get(GPU_SETTINGS_ENV, "") not in ("", "0")
 
 
-def setup(profile: Profile | str | None = None, seed: int | None = 0) -> Profile:
+def no_gpu_message(lesson: str | None = None) -> str:
+    """One line: the full profile found no GPU, what that costs, and how to choose the offline profile."""
+    cost = ""
+    if lesson is not None and lesson[:2] in FULL_PROFILE_MINUTES:
+        t4, cpu = FULL_PROFILE_MINUTES[lesson[:2]]
+        cost = f", where lesson {lesson[:2]} takes about {cpu:.0f} minutes (about {t4:.0f} on a Colab T4)"
+    return (
+        f"No GPU found: the full profile runs on this CPU{cost}. For a few minutes on a CPU, use the offline "
+        f"profile: {PROFILE_ENV}=offline (its assets: `python -m tlkit.assets fetch`, once); on Colab, pick a GPU "
+        "runtime (Runtime > Change runtime type)."
+    )
+
+
+def setup(profile: Profile | str | None = None, seed: int | None = 0, lesson: str | None = None) -> Profile:
     """Applies a profile: seeds, GPU memory growth, and mixed precision on a GPU.
 
-    Call it once at the top of a notebook, before building models.
+    Call it once at the top of a notebook, before building models. In the full profile on a machine
+    without a GPU it prints one line saying so, with the lesson's expected time there.
+
+    Args:
+        profile: a `Profile`, its name (`"full"`, `"offline"`), or `None` for `$TLKIT_PROFILE`.
+        seed: seeds Python, NumPy and Keras (`set_seed`); `None` leaves them.
+        lesson: the lesson's number (`"04"`), for the expected time in the no-GPU line.
+
+    Returns:
+        The profile applied.
+
+    Example:
+
+    ```python
+    profile = tlkit.setup("full", seed=0, lesson="04")
+    ```
     """
     import keras
 
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     found = gpus()
+    if profile.name == "full" and not found and not gpu_settings_forced():
+        print(no_gpu_message(lesson))
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
