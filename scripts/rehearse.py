@@ -3,6 +3,7 @@
     python scripts/rehearse.py                      # every lesson and every assignment's solution (make rehearse)
     python scripts/rehearse.py notebooks/06_beyond_classification_detection.ipynb assignments/02_small_different.ipynb
     python scripts/rehearse.py --list               # what would run, with each notebook's overrides
+    python scripts/rehearse.py notebooks --set SEED=1   # every lesson with one more override (repeatable)
 
 The full profile is what Colab runs: a GPU, mixed precision, ImageNet weights and data downloaded. Here it
 runs on the CPU with no internet, each download answered locally in the form its real source delivers it:
@@ -113,12 +114,26 @@ def pack_folder() -> Path:
     return assets.ensure([REPO.parent / "shared" / "data"], download=False)
 
 
-def overrides(notebook: Path, presets: Path) -> dict:
-    values = PARAMETERS.get(notebook.stem, {})
+def overrides(notebook: Path, presets: Path, extra: dict | None = None) -> dict:
+    """The notebook's overrides from scripts/rehearsal_parameters.py, then `extra` (`--set`) on top."""
+    values = {**PARAMETERS.get(notebook.stem, {}), **(extra or {})}
     return {k: v.format(presets=presets) if isinstance(v, str) else v for k, v in values.items()}
 
 
-def rehearse_one(notebook: Path, work: Path, env: dict, presets: Path, out: Path, timeout: int) -> dict:
+def parse_setting(text: str) -> tuple[str, object]:
+    """`NAME=VALUE` from the command line; VALUE is read as JSON (`3`, `[5, 20]`, `"x"`), else kept as text."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"Invalid value for --set. Received: {text!r}. Expected NAME=VALUE, e.g. SEED=1."
+        )
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
+def rehearse_one(notebook: Path, work: Path, env: dict, presets: Path, out: Path, timeout: int, extra: dict) -> dict:
     """Executes `notebook` with papermill in a kernel of its own and a fresh, empty asset cache."""
     cache = work / "cache" / notebook.stem
     cache.mkdir(parents=True)
@@ -129,7 +144,7 @@ def rehearse_one(notebook: Path, work: Path, env: dict, presets: Path, out: Path
         sys.executable, "-m", "papermill", str(notebook), str(executed),
         "--cwd", str(notebook.parent), "--kernel", "python3", "--no-progress-bar",
         "--execution-timeout", str(timeout),
-        "--parameters_yaml", json.dumps(overrides(notebook, presets)),
+        "--parameters_yaml", json.dumps(overrides(notebook, presets, extra)),
     ]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True)
@@ -156,6 +171,9 @@ def select(names: list[str]) -> list[Path]:
     chosen = []
     for name in names:
         path = (REPO / name).resolve() if not Path(name).is_absolute() else Path(name)
+        if path.is_dir():  # notebooks/ or assignments/: all of them
+            chosen.extend(p for p in NOTEBOOKS if p.parent == path)
+            continue
         found = [path] if path.is_file() else [p for p in NOTEBOOKS if p.name.startswith(Path(name).name)]
         if len(found) != 1:
             sys.exit(f"No single notebook matches {name!r}. Notebooks: {', '.join(p.name for p in NOTEBOOKS)}.")
@@ -169,15 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "rehearsal", help="executed notebooks")
     parser.add_argument("--jobs", type=int, default=2, help="notebooks run at once")
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell")
+    parser.add_argument("--set", type=parse_setting, action="append", default=[], metavar="NAME=VALUE",
+                        help="one more override for every notebook run, e.g. --set SEED=1 (repeatable)")  # fmt: skip
     parser.add_argument("--list", action="store_true", help="print what would run, and the overrides")
     args = parser.parse_args(argv)
     chosen = select(args.notebooks)
+    extra = dict(args.set)
     unknown = sorted(set(PARAMETERS) - {p.stem for p in NOTEBOOKS})
     if unknown:
         sys.exit(f"scripts/rehearsal_parameters.py names notebooks that do not exist: {', '.join(unknown)}.")
     if args.list:
         for notebook in chosen:
-            print(f"{notebook.relative_to(REPO)}: {overrides(notebook, Path('<presets>'))}")
+            print(f"{notebook.relative_to(REPO)}: {overrides(notebook, Path('<presets>'), extra)}")
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     pack = pack_folder()
@@ -200,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         )
         args.out.mkdir(parents=True, exist_ok=True)
-        run = functools.partial(rehearse_one, work=work, env=env, presets=presets, out=args.out, timeout=args.timeout)
+        run = functools.partial(
+            rehearse_one, work=work, env=env, presets=presets, out=args.out, timeout=args.timeout, extra=extra
+        )
         results = []
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             for result in pool.map(run, chosen):
