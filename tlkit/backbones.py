@@ -17,10 +17,9 @@ from pathlib import Path
 
 import keras
 
+from tlkit.assets import MIRROR_ENV
 from tlkit.errors import suggest
 from tlkit.profiles import ASSETS_ENV, assets_dir, get_profile
-
-MIRROR_ENV = "TLKIT_ASSETS_MIRROR"
 
 apps = keras.applications
 

@@ -246,24 +246,24 @@ def check_output_dtype(model) -> None:
         model: a built Keras model.
 
     Example:
-        >>> keras.mixed_precision.set_global_policy("mixed_float16")
-        >>> outputs = keras.layers.Dense(3, activation="softmax", dtype="float32")(hidden)
+
+    ```python
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    outputs = keras.layers.Dense(3, activation="softmax", dtype="float32")(hidden)  # passes the check
+    ```
     """
+    import keras
+
+    policy = keras.mixed_precision.global_policy().name
     for output in getattr(model, "outputs", None) or []:
         dtype = str(getattr(output, "dtype", ""))
         if dtype.endswith("float16"):
             raise ValueError(
                 f"{model.name} returns {dtype} ({output.name if hasattr(output, 'name') else 'an output'}). "
-                f"Expected float32 outputs: under the {keras_policy()} policy a layer computes in float16 unless "
+                f"Expected float32 outputs: under the {policy} policy a layer computes in float16 unless "
                 "told otherwise, and a float16 softmax or sigmoid loses precision and can overflow. Give the last "
                 "layer dtype='float32', e.g. keras.layers.Dense(n, activation='softmax', dtype='float32')."
             )
-
-
-def keras_policy() -> str:
-    import keras
-
-    return keras.mixed_precision.global_policy().name
 
 
 def check_training_data(model, train, val=None, y=None) -> int | None:

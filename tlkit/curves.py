@@ -253,11 +253,7 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
         base, cut_layer, tap = cache[key]
         return base, cut_layer, extract(tap, train.images), extract(tap, test.images)
 
-    def as_float32(outputs):  # the pooled features, float16 under mixed precision, for scikit-learn's head
-        return outputs[0].astype(np.float32), outputs[1]
-
-    _, cut_layer, train_out, test_out = timed("frozen", frozen_features)
-    (pooled, below_top), (pooled_test, below_top_test) = as_float32(train_out), as_float32(test_out)
+    _, cut_layer, (pooled, below_top), (pooled_test, below_top_test) = timed("frozen", frozen_features)
     heads = []
     for idx in subsets:
         head = timed("frozen", linear_head, pooled[idx], train.labels[idx])

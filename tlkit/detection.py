@@ -582,9 +582,12 @@ def retinanet(
         A `keras_hub.models.RetinaNetObjectDetector`.
 
     Example:
-        >>> model = tlkit.retinanet(2, "retinanet_resnet50_fpn_coco")
-        >>> model.compile(optimizer=keras.optimizers.Adam(1e-4))
-        >>> boxes, scores, labels = tlkit.detect(model, images)  # in the frame of `images`
+
+    ```python
+    model = tlkit.retinanet(2, "retinanet_resnet50_fpn_coco")
+    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    boxes, scores, labels = tlkit.detect(model, images)  # in the frame of `images`
+    ```
     """
     try:
         import keras_hub
