@@ -88,8 +88,11 @@ def write_presets(folder: Path) -> dict[str, Path]:
         The preset names and their folders, e.g. `{"bert_tiny_en_uncased": folder / "bert_tiny_en_uncased"}`.
 
     Example:
-        >>> presets = write_presets(Path("/tmp/presets"))
-        >>> keras_hub.models.TextClassifier.from_preset(str(presets["bert_tiny_en_uncased"]), num_classes=2)
+
+    ```python
+    presets = write_presets(Path("/tmp/presets"))
+    keras_hub.models.TextClassifier.from_preset(str(presets["bert_tiny_en_uncased"]), num_classes=2)
+    ```
     """
     import keras
 
