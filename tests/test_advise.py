@@ -52,7 +52,7 @@ def test_digits_are_different_though_not_calibrated_on(base96):
     data = tlkit.from_arrays((digits.images * (255 / 16)).astype("uint8"), digits.target)
     advice = advise(data, base=base96)
     assert advice.similarity == "different", advice
-    assert advice.size == "large"  # ~180 images per class (SMALL_BELOW is 100)
+    assert advice.size == "large"  # ~180 images per class (LARGE_FROM is 150)
     # Measured 0.53 at 96 px: much further from ImageNet than Fashion-MNIST.
     assert advice.domain_distance > CALIBRATION["mobilenet_0.25"][1]
 

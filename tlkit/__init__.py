@@ -10,7 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tlkit.advise import (  # noqa: E402
     CALIBRATION,
-    SMALL_BELOW,
+    LARGE_FROM,
     Advice,
     advise,
     domain_distances,
@@ -81,7 +81,7 @@ __all__ = [
     "ImageSet",
     "RandomCropFlip",
     "RangeTest",
-    "SMALL_BELOW",
+    "LARGE_FROM",
     "Scenes",
     "Splits",
     "WordVectors",

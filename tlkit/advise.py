@@ -2,8 +2,8 @@
 
 Two numbers decide it:
 
-- *images per class*: counted. "Large" starts where fine-tuning beat the frozen base in the
-  learning curves of `05_choosing_a_strategy` (`SMALL_BELOW`).
+- *images per class*: counted. "Large" starts at `LARGE_FROM`, the size below which fine-tuning
+  never beat the frozen base beyond noise on similar photos in the measured learning curves.
 - *domain distance*: how far the target images' activations lie from the statistics the
   pretrained network saw on ImageNet. Every BatchNormalization layer stores the running
   mean and variance of its input over ImageNet; the distance compares them, channel by
@@ -29,12 +29,16 @@ from tlkit.checks import check_image_values
 from tlkit.data import ImageSet, Splits
 from tlkit.errors import check_int, check_number
 
-# Training images per class from which a dataset counts as "large". Measured in the learning curves of
-# lesson 05 (mobilenet_0.25, 64 px, 5 classes, BatchNorm frozen, sizes 5-100 per class): with 5 fine-tuning
-# epochs (seeds 0-4) no fine-tuning strategy beat the frozen base on Caltech-101 by more than 2 points at any
-# of those sizes (0.007-0.020); with 4 (seeds 0-4), by at most 3.3 points at one size (0.013-0.033), and none
-# stayed 2 points ahead from any size on. So below 100 a class the frozen base is the choice.
-SMALL_BELOW = 100
+# Training images per class from which a dataset counts as "large": the size from which fine-tuning can be
+# expected to beat the frozen base. Below it, on every similar set measured, it did not, beyond noise
+# (benchmarks/measure_fine_tuning_by_size.py: mobilenet_0.25, 6 fine-tuning epochs, BatchNorm frozen, sizes
+# 10-150 a class, seeds 0-2; results in benchmarks/results/). On Caltech-101's five largest classes at 64 px
+# (frozen base 0.89-0.98) and with a sixth, harder class (BACKGROUND_Google; frozen 0.80-0.91), neither the
+# top blocks nor the whole network fine-tuned stayed 2 points ahead of the frozen base at any size up to 150.
+# It is a lower bound: no crossing was seen, so "large" starts at the largest size measured. Where the frozen
+# features fit the images badly, size does not decide it: at 48-56 px (frozen 0.56-0.75), fine-tuning won
+# by 10-25 points from 10 a class.
+LARGE_FROM = 150
 
 # Per backbone: (image size the distance is measured at, threshold, what it was calibrated on).
 # mobilenet_0.25 at 96 px, samples of 50 and 200 images, 5 seeds x 2 load sizes: Caltech-101 (10 random
@@ -70,7 +74,7 @@ class Advice:
     num_classes: int
     domain_distance: float
     distance_threshold: float
-    small_below: int
+    large_from: int
     layer_distances: tuple[float, ...] = ()
     sample_size: int = 0
     backbone: str = ""
@@ -86,7 +90,7 @@ class Advice:
         return self.quadrant.split(" + ")[1]
 
     def __repr__(self) -> str:
-        size_rule = f"< {self.small_below} is small" if self.size == "small" else f">= {self.small_below} is large"
+        size_rule = f"< {self.large_from} is small" if self.size == "small" else f">= {self.large_from} is large"
         side = "<" if self.similarity == "similar" else ">="
         interval = (
             f", 90% interval {self.distance_interval[0]:.3f}-{self.distance_interval[1]:.3f}"
@@ -224,7 +228,7 @@ def advise(
     base: keras.Model | None = None,
     sample: int = 200,
     distance_threshold: float | None = None,
-    small_below: int = SMALL_BELOW,
+    large_from: int = LARGE_FROM,
     seed: int = 0,
 ) -> Advice:
     """Places `dataset` in the transfer-learning table, with the numbers behind the choice.
@@ -242,7 +246,7 @@ def advise(
         sample: how many images (spread over the classes) the distance is measured on.
         distance_threshold: the distance from which a dataset counts as "different"; default
             the calibrated one for `backbone` (`CALIBRATION`).
-        small_below: images per class below which a dataset counts as "small".
+        large_from: images per class from which a dataset counts as "large" (`LARGE_FROM`).
         seed: fixes the sample and the bootstrap.
     """
     train = dataset.train if isinstance(dataset, Splits) else dataset
@@ -252,7 +256,7 @@ def advise(
             "tlkit.load_dataset(...) or wrap arrays with tlkit.from_arrays(images, labels)."
         )
     check_int("sample", sample, MIN_SAMPLE, fix="The distance needs that many images to mean anything.")
-    check_int("small_below", small_below, 1)
+    check_int("large_from", large_from, 1)
     check_int("seed", seed)
     if base is not None:
         from tlkit.model import check_base
@@ -287,7 +291,7 @@ def advise(
     low, high = (float(v) for v in np.percentile(spread, [5, 95]))
     confident = not low < distance_threshold <= high
     per_class = int(np.median(counts[counts > 0]))
-    size = "small" if per_class < small_below else "large"
+    size = "small" if per_class < large_from else "large"
     similarity = "similar" if distance < distance_threshold else "different"
     if not confident:
         warnings.warn(
@@ -303,7 +307,7 @@ def advise(
         num_classes=int((counts > 0).sum()),
         domain_distance=distance,
         distance_threshold=float(distance_threshold),
-        small_below=int(small_below),
+        large_from=int(large_from),
         layer_distances=tuple(float(d) for d in layer_distances),
         sample_size=len(picks),
         backbone=name,

@@ -107,8 +107,13 @@ def layer_index(base: keras.Model, layer_name: str) -> int:
 def freeze_up_to(base: keras.Model, layer_name: str, train_batchnorm: bool = False) -> None:
     """Freezes `base` up to and including `layer_name`; the layers after it learn.
 
-    BatchNorm layers stay frozen unless `train_batchnorm` is set: on small data their
-    batch statistics are noisy, and updating them wrecks the pretrained features.
+    BatchNorm layers stay frozen unless `train_batchnorm` is set, so they keep the ImageNet
+    statistics they were trained with. A trainable BatchNorm layer is run by `fit` in
+    training mode: each batch is normalised by its own statistics (noisier for small or
+    one-class batches), and the moving averages used at evaluation drift towards the new
+    data (momentum 0.99). Lesson 03 measures what that costs: on 600 shuffled natural photos
+    in batches of 32, nothing beyond noise; keeping BatchNorm frozen costs nothing either
+    and removes the risk, so it is the default.
 
     Afterwards `base.trainable` is True, so a later `base.trainable = True` is skipped by
     Keras (the value is unchanged) and leaves the frozen layers frozen; set it to False
