@@ -39,7 +39,7 @@ def test_caltech_sample_is_small_and_similar(caltech, base96):
 
 
 def test_fashion_mnist_sample_is_different(fashion_mnist, base96):
-    data = tlkit.load_dataset("fashion_mnist", 80, images_per_class=120, val_per_class=0, test_per_class=0, seed=7)
+    data = tlkit.load_dataset("fashion_mnist", 80, images_per_class=160, val_per_class=0, test_per_class=0, seed=7)
     advice = advise(data, base=base96, sample=100)
     assert advice.quadrant == "large + different", advice
     assert advice.domain_distance > 0.29, advice  # calibration min 0.317 (- margin)
