@@ -84,6 +84,16 @@ def test_load_sentences_splits_on_newlines_only(sentences_dir):
     assert labels.tolist() == [1, 0] and labels.dtype == np.int32
 
 
+def test_sentences_file_is_the_file_that_load_sentences_reads(sentences_dir):
+    file = text.sentences_file("imdb", sentences_dir)
+    assert file == sentences_dir / "imdb_labelled.txt"
+    # str.splitlines() cuts the sentence with U+0085 in two; load_sentences keeps it whole
+    assert len(file.read_text(encoding="utf-8").splitlines()) == 3
+    assert len(tlkit.load_sentences("imdb", sentences_dir)[0]) == 2
+    with pytest.raises(ValueError, match=r"`source`.*'imbd'.*Did you mean 'imdb'"):
+        text.sentences_file("imbd", sentences_dir)
+
+
 def test_load_sentences_errors(sentences_dir, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"`source`.*'yelpp'.*Did you mean 'yelp'"):
         tlkit.load_sentences("yelpp", sentences_dir)
@@ -130,6 +140,8 @@ def test_real_assets_load(assets):
     for source in text.SOURCES:
         texts, labels = tlkit.load_sentences(source)
         assert len(texts) == 1000 and labels.sum() == 500, source
+    lines = text.sentences_file("imdb").read_text(encoding="utf-8").splitlines()
+    assert len([line for line in lines if line.strip()]) > 1000  # U+0085 breaks some IMDb sentences
 
 
 def test_full_profile_reads_a_complete_pack_and_never_downloads_it(assets, monkeypatch):

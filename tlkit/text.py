@@ -138,6 +138,34 @@ def load_word_vectors(path: str | os.PathLike | None = None, limit: int | None =
     return WordVectors(words, np.asarray(rows, np.float32))
 
 
+def sentences_file(source: str, path: str | os.PathLike | None = None) -> Path:
+    """The file of one source of the UCI Sentiment Labelled Sentences, as shipped.
+
+    Args:
+        source: `"amazon"`, `"imdb"` or `"yelp"`.
+        path: the folder with the three files; default `$TLKIT_ASSETS/datasets/sentiment-labelled-sentences`.
+
+    Returns:
+        The path of `<source>_labelled.txt` (`amazon_cells_labelled.txt` for Amazon), checked to exist.
+
+    Example:
+
+    ```python
+    raw = tlkit.text.sentences_file("imdb").read_text(encoding="utf-8")
+    ```
+    """
+    if source not in SOURCES:
+        raise ValueError(
+            f"Invalid value for argument `source`. Received: source={source!r}.{suggest(source, SOURCES)} "
+            f"Expected one of {', '.join(map(repr, SOURCES))}."
+        )
+    folder = asset_path(SENTENCES_DIR) if path is None else Path(path)
+    file = folder / SOURCES[source]
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} is missing. Run `{FETCH_COMMAND}`, or pass the folder that holds it.")
+    return file
+
+
 def load_sentences(source: str, path: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
     """Reads one source of the UCI Sentiment Labelled Sentences: `sentence<TAB>label` lines.
 
@@ -151,15 +179,7 @@ def load_sentences(source: str, path: str | os.PathLike | None = None) -> tuple[
     Returns:
         `(texts, labels)`: the sentences (surrounding spaces stripped) and int32 labels, 1 = positive.
     """
-    if source not in SOURCES:
-        raise ValueError(
-            f"Invalid value for argument `source`. Received: source={source!r}.{suggest(source, SOURCES)} "
-            f"Expected one of {', '.join(map(repr, SOURCES))}."
-        )
-    folder = asset_path(SENTENCES_DIR) if path is None else Path(path)
-    file = folder / SOURCES[source]
-    if not file.is_file():
-        raise FileNotFoundError(f"{file} is missing. Run `{FETCH_COMMAND}`, or pass the folder that holds it.")
+    file = sentences_file(source, path)
     texts, labels = [], []
     for number, line in enumerate(file.read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
