@@ -161,6 +161,9 @@ def test_learning_curves_runs_and_keeps_the_test_set(random_images):
 def test_epochs_to_reach():
     assert epochs_to_reach([0.2, 0.5, 0.9, 0.95], 0.9) == 3
     assert epochs_to_reach([0.2, 0.5], 0.9) is None
+    # an accuracy of 0.76 as Keras reports it (float32) reaches a target of 0.76, and only that
+    assert epochs_to_reach([float(np.float32(0.75)), float(np.float32(0.76))], 0.76) == 2
+    assert epochs_to_reach([float(np.float32(0.75))], 0.76) is None
 
 
 def test_warm_start_continues_from_the_previous_run():

@@ -17,9 +17,13 @@ from tlkit.features import head_model
 
 
 def epochs_to_reach(values: Sequence[float], target: float) -> int | None:
-    """The first epoch (1-based) whose value is at least `target`; None if none is."""
+    """The first epoch (1-based) whose value is at least `target`; None if none is.
+
+    Keras reports accuracies in float32, so 0.76 arrives as 0.7599999904: values within
+    1e-6 below the target count as reaching it.
+    """
     for epoch, value in enumerate(values, start=1):
-        if value >= target:
+        if value >= target - 1e-6:
             return epoch
     return None
 
