@@ -1,5 +1,9 @@
 """tlkit.detection: exact boxes, the grid encoding, decoding, mAP by pycocotools, KerasHub's RetinaNet."""
 
+import json
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -194,3 +198,68 @@ def test_retinanet_preset_download_refused_with_the_fix(monkeypatch):
         detection.retinanet(2, "retinanet_resnet50_fpn_coco")
     with pytest.raises(ValueError, match="Invalid value for argument `image_size`"):
         detection.retinanet(2, image_size=256)  # no preset: no preprocessor to resize with
+
+
+# ---------------------------------------------------------------------------- lesson 06's detector, at any cut
+
+LESSON = Path(__file__).resolve().parents[1] / "notebooks" / "06_beyond_classification_detection.ipynb"
+DETECTOR_CELLS = ("def backbone(", "GRID[0] * STRIDE", "def heads(", "def detector(", "def compile_detector(",
+                  "def train(")  # fmt: skip
+
+
+def lesson_06(**overrides) -> dict:
+    """Runs the parameters cell and the cells that build and train lesson 06's detector, with `overrides`."""
+    import math
+
+    import keras
+    import tensorflow as tf
+
+    import tlkit
+
+    cells = [c for c in json.loads(LESSON.read_text())["cells"] if c["cell_type"] == "code"]
+    namespace = {"keras": keras, "math": math, "np": np, "tf": tf, "tlkit": tlkit}
+    parameters = next(c for c in cells if "parameters" in c["metadata"].get("tags", []))
+    exec("".join(parameters["source"]), namespace)
+    namespace.update(overrides)
+    for marker in DETECTOR_CELLS:
+        found = [c for c in cells if marker in "".join(c["source"])]
+        assert len(found) == 1, f"lesson 06 has {len(found)} code cells with {marker!r}; expected 1"
+        exec("".join(found[0]["source"]), namespace)
+    return namespace
+
+
+def exercise_4() -> dict:
+    """The `CUT` and `STRIDE` that lesson 06's exercise 4 asks for, read from the exercise's text."""
+    texts = ["".join(c["source"]) for c in json.loads(LESSON.read_text())["cells"]]
+    item = re.search(r"^4\. (.*)$", next(t for t in texts if "## Exercises" in t), re.MULTILINE).group(1)
+    stride = re.search(r"STRIDE = (\d+)", item).group(1)
+    return {"CUT": re.search(r'CUT = "([^"]+)"', item).group(1), "STRIDE": int(stride)}
+
+
+def test_lesson_06_exercise_4_builds_trains_and_detects_at_its_cut():
+    """Exercise 4 cuts later: a coarser grid with more features, which the heads read off the cut.
+
+    (The lesson's own cut runs in the notebook itself, under nbval.)
+    """
+    lesson = lesson_06(BATCH_SIZE=4, **exercise_4())
+    size, stride = lesson["IMAGE_SIZE"], lesson["STRIDE"]
+    assert lesson["GRID"] == (size // stride, size // stride, 128)  # conv_pw_11: 512 x alpha 0.25 features
+    items, labels, _ = items_and_backgrounds()
+    backgrounds = np.random.default_rng(1).integers(0, 60, (3, size, size, 3), dtype=np.uint8)
+    scenes = detection.make_scenes(items, labels, backgrounds, 8, [0, 1], sizes=(24, 48), stride=stride)
+    model = lesson["detector"](lesson["backbone"](weights=None), lesson["heads"](2))  # random weights: no assets
+    lesson["compile_detector"](model, 1e-3)
+    model.run_eagerly = True  # a few steps: tracing would cost more than running
+    curve = lesson["train"](model, scenes.images.astype("float32"), scenes, 4, seed=0)
+    assert list(curve) == [2, 4] and all(np.isfinite(list(curve.values())))  # the loss of every 2 steps
+    outputs = model(scenes.images[:2].astype("float32"))
+    shapes = {k: tuple(v.shape) for k, v in outputs.items()}
+    assert shapes == {"classes": (2, *lesson["GRID"][:2], 2), "boxes": (2, *lesson["GRID"][:2], 4)}
+    boxes, scores, found = detection.detect(model, scenes.images[:2])
+    assert len(boxes) == len(scores) == len(found) == 2 and all(b.shape[1:] == (4,) for b in boxes)
+
+
+def test_lesson_06_names_the_stride_its_cut_makes():
+    cut = exercise_4()["CUT"]
+    with pytest.raises(ValueError, match=r"Invalid STRIDE: 8\. .* Expected STRIDE = 16"):
+        lesson_06(CUT=cut, STRIDE=8)
