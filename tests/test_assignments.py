@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -91,6 +92,9 @@ def _grade_all(out: Path) -> dict:
     reports = {name: json.loads((out / f"{name}-wrong-answers.json").read_text()) for name in NAMES}
     for name, report in reports.items():
         print(f"measured by the {name} solution (seed 0, graded): {report['measured']}")
+        answers = report["wrong_answers"]
+        wall, cpu = (sum(a[key] for a in answers) for key in ("seconds", "cpu_seconds"))
+        print(f"{len(answers)} wrong answers of {name} probed in {wall:.0f} s ({cpu:.0f} s of the kernel's CPU time)")
     probes = {name: report["wrong_answers"] for name, report in reports.items()}
     return graded, probes
 
@@ -110,11 +114,34 @@ def probes(grading):
     return grading[1]
 
 
+def autograded_questions(name: str) -> list[str]:
+    """The questions of a master notebook that have tests (not the manually graded ones)."""
+    questions = []
+    for cell in nbformat.read(ASSIGNMENTS / f"{name}.ipynb", as_version=4).cells:
+        lines = cell.source.splitlines()
+        if cell.cell_type == "raw" and lines and lines[0] == "# BEGIN QUESTION" and "manual: true" not in lines:
+            questions.append(next(line.split(":", 1)[1].strip() for line in lines if line.startswith("name:")))
+    return questions
+
+
 def test_four_quadrants_and_their_wrong_answers():
     assert len(ALL_NAMES) >= 4, ALL_NAMES
     assert sorted(wrong_answers.WRONG_ANSWERS) == ALL_NAMES, "every assignment has its wrong answers"
     for name, answers in wrong_answers.WRONG_ANSWERS.items():
-        assert len({a.question for a in answers}) >= 3, f"{name}: wrong answers for at least 3 questions"
+        questions = autograded_questions(name)
+        assert len(questions) >= 4, (name, questions)
+        missing = [q for q in questions if not any(a.question == q for a in answers)]
+        assert not missing, f"{name}: no wrong answer for the autograded question(s) {missing}"
+        assert all(a.hint and a.fails for a in answers), f"{name}: every wrong answer names its tests and hint"
+        mistakes = [a.mistake for a in answers]
+        assert len(set(mistakes)) == len(mistakes), f"{name}: one wrong answer per mistake"
+
+
+def test_readme_lists_every_wrong_answer():
+    readme = (ASSIGNMENTS / "README.md").read_text()
+    assert wrong_answers.markdown_table() in readme, "run python assignments/wrong_answers.py into the README"
+    total = sum(map(len, wrong_answers.WRONG_ANSWERS.values()))
+    assert f"{total} wrong answers" in readme
 
 
 @needs_grading
@@ -149,6 +176,8 @@ def test_wrong_answer_fails_its_test(name, index, probes):
     assert report["failed"] == sorted(answer.fails), (
         f"{name} {answer.question}, {answer.mistake!r}: failed {report['failed']}, expected {sorted(answer.fails)}"
     )
+    unnamed = {test: text for test, text in report["messages"].items() if not re.search(answer.hint, text)}
+    assert not unnamed, f"{name} {answer.question}, {answer.mistake!r}: hint {answer.hint!r} not in {unnamed}"
 
 
 # ---------------------------------------------------------------------------- the checkers, on tiny models
@@ -232,17 +261,137 @@ def test_features_cached_counts_every_pass():
         checks.check_features_cached(counter, 10, 3)
 
 
-def test_preprocessing_check_names_the_mistake():
+def test_preprocessing_and_pooling_checks_name_the_mistake():
     base = tiny_base()
     preprocess = keras.applications.mobilenet.preprocess_input
     images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype("uint8")
-    reference = base.predict  # the expected features of preprocessed images
-    checks.check_preprocessing(lambda x: base.predict(preprocess(x.astype("float32"))), images, reference, preprocess)
+
+    def features(scale, pooling):
+        return lambda x: checks.POOLINGS[pooling](base(scale(x.astype("float32")), training=False))
+
+    def feature_map(x):
+        return base(x, training=False)
+
+    good, maxed = features(preprocess, "global average pooling"), features(preprocess, "global max pooling")
+    for answer in (good, maxed):  # the right scaling, whatever the pooling
+        checks.check_preprocessing(answer, images, feature_map, preprocess)
+    checks.check_average_pooling(good, images, feature_map, preprocess)
+    with pytest.raises(AssertionError, match="global max pooling"):
+        checks.check_average_pooling(maxed, images, feature_map, preprocess)
+    scaled = features(lambda x: x / 255, "the flattened map (no pooling)")
     with pytest.raises(AssertionError, match=r"\[0, 1\]"):
-        checks.check_preprocessing(lambda x: base.predict(x / 255), images, reference, preprocess)
+        checks.check_preprocessing(scaled, images, feature_map, preprocess)
+    with pytest.raises(AssertionError, match="flattened"):
+        checks.check_average_pooling(scaled, images, feature_map, preprocess)
+    with pytest.raises(AssertionError, match="any input scaling"):
+        checks.check_preprocessing(lambda x: good(x) + 1, images, feature_map, preprocess)
+
+
+def blocks_base() -> tuple[keras.Model, list[str]]:
+    """Three blocks (convolution, BatchNorm, ReLU) and the layers that end them."""
+    inputs = x = keras.Input((8, 8, 3))
+    for i in range(3):
+        x = keras.layers.Conv2D(4, 3, padding="same", name=f"conv{i}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        x = keras.layers.ReLU(name=f"relu{i}")(x)
+    return keras.Model(inputs, x), ["relu0", "relu1", "relu2"]
+
+
+def test_top_blocks_check_names_the_mistake():
+    def unfreeze(base, first, base_first=True):
+        start = [layer.name for layer in base.layers].index(first)
+        if base_first:
+            base.trainable = True
+        for i, layer in enumerate(base.layers):
+            layer.trainable = i >= start and not isinstance(layer, keras.layers.BatchNormalization)
+        if not base_first:
+            base.trainable = True
+
+    cases = {"conv1": None, "conv2": r"top 1 block\(s\) learn", "conv0": "every layer"}
+    for first, message in cases.items():
+        base, ends = blocks_base()
+        base.trainable = False
+        unfreeze(base, first)
+        if message is None:
+            checks.check_top_blocks(base, ends, 2)
+        else:
+            with pytest.raises(AssertionError, match=message):
+                checks.check_top_blocks(base, ends, 2)
+    base, ends = blocks_base()
+    base.trainable = False
+    for layer in base.layers:  # base.trainable = True forgotten: the base stays frozen
+        layer.trainable = layer.name in ("conv1", "conv2")
+    assert checks.learning_layers(base) == []
+    with pytest.raises(AssertionError, match="base.trainable = True first"):
+        checks.check_top_blocks(base, ends, 2)
+    unfreeze(base, "conv1", base_first=False)
+    with pytest.raises(AssertionError, match="every layer"):
+        checks.check_top_blocks(base, ends, 2)
+
+
+def test_measured_numbers_name_what_they_are():
+    checks.check_measured(0.80, 0.805, "acc")
+    with pytest.raises(AssertionError, match="which is the training accuracy"):
+        checks.check_measured(1.0, 0.8, "acc", mistakes={"the training accuracy": 1.0})
+    with pytest.raises(AssertionError, match="which is frozen_accuracy"):  # 2 of 250 test images apart
+        checks.check_measured(0.948, 0.940, "acc", mistakes={"frozen_accuracy": 0.948})
+    checks.check_measured(0.94, 0.94, "acc", mistakes={"frozen_accuracy": 0.94})  # no change: nothing to name
+    with pytest.raises(AssertionError, match="evaluate returns"):
+        checks.check_measured([0.5, 0.8], 0.8, "acc")
+    with pytest.raises(AssertionError, match="percentage"):
+        checks.check_measured(80.0, 0.8, "acc")
+    with pytest.raises(AssertionError, match="Report the number your model measured"):
+        checks.check_measured(0.9, 0.8, "acc", mistakes={"the training accuracy": 1.0})
+    with pytest.raises(AssertionError, match="percentage"):
+        checks.check_accuracy(80.0, 0.5, "acc", "offline")
+
+
+def test_heads_and_losses_checks_name_the_mistake():
+    features = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+
+    def head(activation="softmax", dtype="float32", hidden=False):
+        inputs = keras.Input((6,))
+        x = keras.layers.Dense(5, activation="relu")(inputs) if hidden else inputs
+        return keras.Model(inputs, keras.layers.Dense(3, activation=activation, dtype=dtype)(x))
+
+    checks.check_probabilities(head(), features, 3)
+    with pytest.raises(AssertionError, match="sigmoid"):
+        checks.check_probabilities(head("sigmoid"), features, 3)
+    with pytest.raises(AssertionError, match="dtype='float32'"):
+        checks.check_probabilities(checks.mixed_precision_model(lambda: head(dtype=None)), features, 3)
+    assert keras.mixed_precision.dtype_policy().name == "float32", "the policy is restored"
+    with pytest.raises(AssertionError, match="2 Dense layers"):
+        checks.check_trainable_count(head(hidden=True), checks.dense_params(6, 3), "the head")
+    model = head()
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.raises(AssertionError, match="from_logits"):
+        checks.check_sparse_loss(model)
+    old = model.optimizer
+    model.compile(optimizer=keras.optimizers.SGD(1e-4), loss="sparse_categorical_crossentropy")
+    with pytest.raises(AssertionError, match="SGD"):
+        checks.check_recompiled(model, old, 1e-4)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    with pytest.raises(AssertionError, match="Adam's default"):
+        checks.check_recompiled(model, old, 1e-4)
+
+
+def test_same_layers_and_dropout():
+    def model(dropout):
+        inputs = keras.Input((6,))
+        x = keras.layers.Dropout(dropout)(inputs) if dropout else inputs
+        return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+    checks.check_same_layers(model(0.2), model(0.2), "two models")
+    checks.check_dropout(model(0.2), 0.2, "the model")
+    with pytest.raises(AssertionError, match="depend on `weights`"):
+        checks.check_same_layers(model(0.2), model(None), "two models")
+    with pytest.raises(AssertionError, match="no Dropout"):
+        checks.check_dropout(model(None), 0.2, "the model")
 
 
 def test_lower_learning_rate():
     checks.check_lower_learning_rate(1e-4, 3e-3)
-    with pytest.raises(AssertionError, match="10 to 100x lower"):
+    with pytest.raises(AssertionError, match="too high"):
         checks.check_lower_learning_rate(1e-2, 3e-3)
+    with pytest.raises(AssertionError, match="too low"):
+        checks.check_lower_learning_rate(3e-6, 3e-3)
