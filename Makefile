@@ -7,9 +7,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LESSON ?= notebooks/00_why_transfer_works.ipynb
 OUT ?= outputs
-# The offline assets (see tlkit/assets.py): `make assets` fetches them into DEST (default
+# The offline assets (see `python -m tlkit.assets --help`): `make assets` fetches them into DEST (default
 # $TLKIT_ASSETS, else ~/.cache/tlkit/assets); ONLY="weights caltech101" fetches some parts.
-ASSETS := $(PYTHON) tlkit/assets.py
+ASSETS := $(PYTHON) -m tlkit.assets
 LINTED := tlkit tests benchmarks scripts assignments
 
 .PHONY: lesson test lint assets lab clean rehearse

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib.util
 import os
 import sys
 import time
@@ -25,20 +24,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DOWNLOAD_URL = "https://storage.googleapis.com/"  # where the full profile's ImageNet weights come from
+sys.path.insert(0, str(REPO))  # this checkout's tlkit: `import tlkit` and these two need the standard library only
 
-
-def _assets_module():
-    """tlkit/assets.py, loaded by path: it needs only the standard library, tlkit's package does not."""
-    spec = importlib.util.spec_from_file_location("tlkit_assets_standalone", REPO / "tlkit" / "assets.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tlkit import assets, network  # noqa: E402
 
 
 def choose_profile(notebook: Path) -> tuple[str, Path | None]:
     """The profile and assets folder to run `notebook` with; exits with one paragraph if there are none."""
-    assets = _assets_module()
     lesson = notebook.stem
     try:
         folder = assets.locate(required=False)
@@ -51,12 +43,12 @@ def choose_profile(notebook: Path) -> tuple[str, Path | None]:
     if not profile:
         if own:
             profile = "offline"
-        elif assets.reachable(DOWNLOAD_URL):
+        elif network.network_available(url=DOWNLOAD_URL):
             profile = "full"
             if mirror:
                 print(f"Running {lesson} with the full profile; the asset pack's parts come from the mirror {mirror}.")
         elif mirror and incomplete:
-            profile, folder = "offline", _fetch_from_mirror(assets, lesson, mirror, "No internet")
+            profile, folder = "offline", _fetch_from_mirror(lesson, mirror, "No internet")
         elif folder is not None:
             print(f"No internet: running {lesson} with the offline profile and the assets in {folder}.")
             profile = "offline"
@@ -71,7 +63,7 @@ def choose_profile(notebook: Path) -> tuple[str, Path | None]:
                 f"`{assets.MIRROR_ENV}=http://host:8000/ make lesson`.\n"
             )
     elif profile == "offline" and mirror and incomplete and not own:
-        folder = _fetch_from_mirror(assets, lesson, mirror, "The offline profile")
+        folder = _fetch_from_mirror(lesson, mirror, "The offline profile")
     if profile == "offline":
         if folder is None:
             sys.exit(f"\nCannot run {lesson} offline: {assets.no_assets_message()}\n")
@@ -85,7 +77,7 @@ def choose_profile(notebook: Path) -> tuple[str, Path | None]:
     return profile, folder
 
 
-def _fetch_from_mirror(assets, lesson: str, mirror: str, why: str) -> Path:
+def _fetch_from_mirror(lesson: str, mirror: str, why: str) -> Path:
     """Completes the asset cache from `mirror` (`tlkit.assets.ensure`); one line says so. Exits if it cannot."""
     print(f"{why}: fetching the asset pack from the mirror {mirror} into {assets.cache_dir()}, then running "
           f"{lesson} with the offline profile.", flush=True)  # fmt: skip

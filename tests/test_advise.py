@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tlkit
-from tlkit.advise import CALIBRATION, Advice, advise, domain_distances, sample_per_class
+from tlkit.advice import CALIBRATION, Advice, advise, domain_distances, sample_per_class
 from tlkit.curves import Curves, head_weights, learning_curves, linear_head, nested_subset
 from tlkit.search import epochs_to_reach, learning_rate_sweep
 
@@ -24,7 +24,7 @@ def base96(weight_file):
     return tlkit.load_backbone("mobilenet_0.25", CALIBRATION["mobilenet_0.25"][0], weights=weight_file)
 
 
-# Calibration (tlkit/advise.py, CALIBRATION): over 5 seeds and two load sizes, Caltech-101 samples
+# Calibration (tlkit/advice.py, CALIBRATION): over 5 seeds and two load sizes, Caltech-101 samples
 # measured 0.132-0.183 and Fashion-MNIST 0.317-0.337, threshold 0.25. The samples below use seeds
 # (7) and image sizes (80 px) that calibration did not use.
 

@@ -267,10 +267,11 @@ def test_no_assets_and_no_network_is_one_paragraph_within_seconds(tmp_path):
     env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), TLKIT_ASSETS_MIRROR=_dead_url())
     start = time.monotonic()
     run = subprocess.run(
-        [sys.executable, str(REPO / "tlkit/assets.py"), "ensure", str(tmp_path / "no_shared")],
+        [sys.executable, "-m", "tlkit.assets", "ensure", str(tmp_path / "no_shared")],
         capture_output=True,
         text=True,
         env=env,
+        cwd=REPO,
         timeout=30,
     )
     assert time.monotonic() - start < 10

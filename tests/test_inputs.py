@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tlkit
-from tlkit.advise import CALIBRATION
+from tlkit.advice import CALIBRATION
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import tlkit
-from tlkit.lr_find import ExponentialRange, summarise
+from tlkit.range_test import ExponentialRange, summarise
 
 
 def small_model(optimizer=None) -> keras.Model:

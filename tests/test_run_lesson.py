@@ -32,9 +32,7 @@ def test_full_profile_without_network_or_assets_names_both_ways(tmp_path, monkey
     monkeypatch.delenv("TLKIT_ASSETS", raising=False)
     monkeypatch.delenv("TLKIT_PROFILE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    assets = run_lesson._assets_module()
-    monkeypatch.setattr(run_lesson, "_assets_module", lambda: assets)
-    monkeypatch.setattr(assets, "reachable", lambda url, timeout=5.0: False)
+    monkeypatch.setattr(run_lesson.network, "network_available", lambda **ask: False)
     with pytest.raises(SystemExit) as info:
         run_lesson.choose_profile(Path("notebooks/00_why_transfer_works.ipynb"))
     text = str(info.value)
@@ -62,10 +60,9 @@ def mirror(tmp_path, monkeypatch):
     from test_assets import PACK, Server, _write_manifest
 
     server = Server(PACK)
-    assets = run_lesson._assets_module()
+    assets = run_lesson.assets
     manifest = _write_manifest(tmp_path / "manifest.tsv", PACK)
     monkeypatch.setattr(assets, "manifest_path", lambda: manifest)
-    monkeypatch.setattr(run_lesson, "_assets_module", lambda: assets)
     for name in ("TLKIT_ASSETS", "TLKIT_PROFILE", "TLKIT_NO_NETWORK"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -23,8 +23,9 @@ The pack goes to `$TLKIT_ASSETS` when that is set, else to `$XDG_CACHE_HOME/tlki
 from a mirror that serves the pack's relative paths under that prefix (e.g. a classroom
 server: `python -m http.server` in a copy of the pack) instead of the public sources.
 
-This module uses the standard library only, so `python tlkit/assets.py ...` also runs before
-tlkit's dependencies are installed (the Makefile does this).
+This module and `tlkit.network` use the standard library only, and `import tlkit` loads no other
+submodule, so `python -m tlkit.assets ...` runs before tlkit's dependencies are installed (the
+Makefile and `make lesson` do this).
 """
 
 from __future__ import annotations
@@ -50,9 +51,10 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tlkit.network import NO_NETWORK_ENV, network_available, refused
+
 ASSETS_ENV = "TLKIT_ASSETS"
 MIRROR_ENV = "TLKIT_ASSETS_MIRROR"
-NO_NETWORK_ENV = "TLKIT_NO_NETWORK"  # refuses every download, a mirror's included (as tlkit.network does)
 CHUNK = 1 << 16
 
 
@@ -684,7 +686,7 @@ def ensure(candidates: Iterable[str | os.PathLike] = (), manifest=None, download
             )
             raise AssetsError(
                 f"${ASSETS_ENV} points to {folder}, which {what}; tlkit does not download into a folder "
-                f"named by ${ASSETS_ENV} unasked. Complete it with `python tlkit/assets.py fetch --dest {folder}` "
+                f"named by ${ASSETS_ENV} unasked. Complete it with `python -m tlkit.assets fetch --dest {folder}` "
                 f"on a machine with internet, or point ${ASSETS_ENV} at a complete copy, or unset it to use the cache."
             )
         return folder
@@ -697,9 +699,9 @@ def ensure(candidates: Iterable[str | os.PathLike] = (), manifest=None, download
     mirror = os.environ.get(MIRROR_ENV)
     probe = mirror or SOURCES["weights"][0].url
     looked = "".join(f" There is no copy in {Path(c)} either." for c in candidates)
-    if not reachable(probe):
+    if not network_available(url=probe):
         host = urllib.parse.urlsplit(probe).netloc
-        why = f"${NO_NETWORK_ENV} is set" if os.environ.get(NO_NETWORK_ENV, "") not in ("", "0") else "no network?"
+        why = f"${NO_NETWORK_ENV} is set" if refused() else "no network?"
         reason = f"{looked} Fetching them failed: {host} cannot be reached ({why})"
         raise AssetsError(no_assets_message(reason=reason))
     size = f"from the mirror {mirror}" if mirror else "about 1.1 GB to download"
@@ -708,34 +710,6 @@ def ensure(candidates: Iterable[str | os.PathLike] = (), manifest=None, download
         return fetch(cache_dir(), mirror=mirror, manifest=manifest).resolve()
     except AssetsError as error:
         raise AssetsError(no_assets_message(reason=f"{looked} Fetching them failed: {error}")) from None
-
-
-def reachable(url: str, timeout: float = 5.0) -> bool:
-    """Whether the host of `url` answers an HTTP request for it within `timeout` seconds.
-
-    Any answer counts (a 404 too: the host is there); a refused connection, a failed name lookup,
-    or a server that accepts and never answers (a hung proxy) does not. The deadline covers the
-    name lookup too. Always `False` when `$TLKIT_NO_NETWORK` is set (to anything but `0`).
-    (`tlkit.network.url_answers` does the same; this module must run without tlkit installed.)
-    """
-    if os.environ.get(NO_NETWORK_ENV, "") not in ("", "0"):
-        return False
-    result: list[bool] = []
-
-    def attempt():
-        request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "tlkit-assets/1"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                result.append(response.status < 500)
-        except urllib.error.HTTPError as error:  # the server answered
-            result.append(error.code < 500)
-        except Exception:  # noqa: BLE001 (refused, no route, no DNS, timeout, a broken resolver)
-            result.append(False)
-
-    worker = threading.Thread(target=attempt, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return bool(result and result[0])
 
 
 # ---------------------------------------------------------------------------- command line
