@@ -75,6 +75,9 @@ def test_advise_rejects_what_it_cannot_measure(base96):
         )
     with pytest.raises(ValueError, match="RGB"):
         domain_distances(np.zeros((4, 32, 32), np.uint8), base=base96)
+    same = tlkit.from_arrays(np.full((40, 32, 32, 3), 128, np.uint8), np.repeat([0, 1], 20))
+    with pytest.raises(ValueError, match="1 distinct image"):  # one image copied 40 times
+        advise(same, base=base96)
 
 
 def test_distance_is_zero_on_the_reference_statistics_and_grows_with_a_shift():

@@ -134,6 +134,28 @@ def test_classes_by_count_picks_the_largest(tmp_path):
     assert splits.train.class_counts().tolist() == [8, 5]
 
 
+def test_a_class_named_twice_or_a_single_class_folder_is_refused(tmp_path):
+    root = write_image_folder(tmp_path / "imgs", {"cat": 4, "dog": 4})
+    with pytest.raises(ValueError, match=r"names \['cat'\] more than once"):
+        tlkit.load_dataset(root, 16, classes=["cat", "dog", "Cat"], test_per_class=1)
+    single = write_image_folder(tmp_path / "one", {"cat": 4})
+    with pytest.raises(ValueError, match="at least 2 classes.*has 1.*folder above the class folders"):
+        tlkit.load_dataset(single, 16)
+
+
+def test_an_image_size_that_cannot_fit_in_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    import tlkit.data
+
+    root = write_image_folder(tmp_path / "imgs", {"cat": 4, "dog": 4})
+    monkeypatch.setattr(tlkit.data, "available_memory", lambda: 8 * 64 * 64 * 3 - 1)  # one byte short
+    monkeypatch.setattr(tlkit.data, "decode_images", lambda *a, **k: pytest.fail("decoded before the check"))
+    with pytest.raises(ValueError, match=r"`image_size`.*8 images of 64 x 64 x 3 bytes"):
+        tlkit.load_dataset(root, 64, val_per_class=0, test_per_class=1)
+    monkeypatch.setattr(tlkit.data, "available_memory", lambda: 8 * 64 * 64 * 3)
+    with pytest.raises(pytest.fail.Exception, match="decoded before the check"):  # fits: decoding starts
+        tlkit.load_dataset(root, 64, val_per_class=0, test_per_class=1)
+
+
 # ------------------------------------------------------------------ IDX files
 
 

@@ -66,6 +66,29 @@ def test_map_is_one_for_perfect_predictions_and_less_for_a_shifted_box():
     assert detection.mean_average_precision(boxes, labels, nothing, [[]] * 2, [[]] * 2, 2) == 0.0
 
 
+@pytest.mark.parametrize(
+    "change, argument, message",
+    [
+        (lambda b, s, lab: ([b[0][:, :3]], s, lab), "pred_boxes", "shape"),  # three coordinates
+        (lambda b, s, lab: ([b[0][:, [2, 1, 0, 3]]], s, lab), "pred_boxes", "x2 >= x1"),  # xyxy corners swapped
+        (lambda b, s, lab: ([b[0] * np.nan], s, lab), "pred_boxes", "non-finite"),
+        (lambda b, s, lab: (b, [np.array([np.nan, 0.5])], lab), "pred_scores", "NaN score"),
+        (lambda b, s, lab: (b, s, [np.array([0, 2])]), "pred_labels", r"classes in \[0, 1\]"),
+        (lambda b, s, lab: (b, s, [np.array([0.0, 1.0])]), "pred_labels", "integer classes"),
+        (lambda b, s, lab: (b, [np.array([0.5])], lab), "pred_scores", "one per box"),
+    ],
+)
+def test_map_refuses_malformed_predictions(change, argument, message):
+    """A NaN score or a box in another format would otherwise yield a number, even a perfect one."""
+    boxes, labels = [np.array([[10, 10, 30, 30], [40, 5, 60, 25]], np.float32)], [np.array([0, 1])]
+    scores = [np.array([0.9, 0.8])]
+    pred_boxes, pred_scores, pred_labels = change(boxes, scores, labels)
+    with pytest.raises(ValueError, match=rf"`{argument}`.*{message}|{message}.*`{argument}`"):
+        detection.mean_average_precision(boxes, labels, pred_boxes, pred_scores, pred_labels, 2)
+    with pytest.raises(ValueError, match="`true_labels`"):
+        detection.mean_average_precision(boxes, [np.array([0, 5])], boxes, scores, labels, 2)
+
+
 def test_clear_errors_for_bad_input():
     items, labels, backgrounds = items_and_backgrounds()
     with pytest.raises(ValueError, match="Invalid value for argument `classes`"):

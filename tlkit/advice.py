@@ -282,6 +282,13 @@ def advise(
         )
     picks = sample_per_class(train.labels, sample, seed)
     images = _checked_images(train.images[picks])
+    distinct = len(np.unique(images.reshape(len(images), -1), axis=0))
+    if distinct < MIN_SAMPLE:
+        raise ValueError(
+            f"advise cannot measure a domain distance on {distinct} distinct image(s): the {len(images)} sampled "
+            f"images are copies of each other. Received: {distinct} distinct of {len(images)}. Expected at least "
+            f"{MIN_SAMPLE} different images (duplicated or blank files?)."
+        )
     name, base, image_size = _base_for(name, base, None)
     layers, means, squares = image_moments(images, base, name, image_size)
     layer_distances = _layer_distances(layers, means, squares)[0]

@@ -126,6 +126,11 @@ def index_image_folder(root: str | os.PathLike, classes: Sequence[str] | int | N
 
 def _choose_classes(members: dict[str, Sequence], classes, where: str) -> list[str]:
     known = sorted(members)
+    if len(known) < 2:
+        raise ValueError(
+            f"A classifier needs at least 2 classes; {where} has {len(known)}: {known}. Expected one folder of "
+            "images per class (root/<class>/<image>): point `source` at the folder above the class folders."
+        )
     if classes is None:
         return known
     if isinstance(classes, int):
@@ -142,6 +147,12 @@ def _choose_classes(members: dict[str, Sequence], classes, where: str) -> list[s
 
         hint = suggest(unknown[0], known)
         raise ValueError(f"Unknown class(es) {unknown} in {where}.{hint} Known classes: {', '.join(known)}.")
+    repeated = sorted({c for c in classes if classes.count(c) > 1})
+    if repeated:
+        raise ValueError(
+            f"Invalid value for argument `classes`. Received: classes={list(classes)!r}, which names {repeated} "
+            "more than once (names match case-insensitively). Expected each class once."
+        )
     if len(set(classes)) < 2:
         raise ValueError(f"A classifier needs at least 2 classes; got {list(classes)}.")
     return list(classes)
@@ -428,6 +439,45 @@ def split_index(
     return tuple(np.sort(np.concatenate(part)).astype(np.int64) for part in (train, val, test))
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux's MemAvailable), else the machine's total, else None."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(num_images: int, image_size: int) -> None:
+    """Raises before decoding if `num_images` RGB uint8 images of `image_size` px exceed the available memory.
+
+    Args:
+        num_images: how many images will be held at once.
+        image_size: their side, in pixels.
+
+    Example:
+
+    ```python
+    check_fits_in_memory(1_000, 96)  # 28 MB: passes
+    check_fits_in_memory(9_144, 4_000)  # 439 GB: ValueError naming image_size
+    ```
+    """
+    needed, free = num_images * image_size * image_size * 3, available_memory()
+    if free is not None and needed > free:
+        raise ValueError(
+            f"Invalid value for argument `image_size`. Received: image_size={image_size}. Expected a size whose "
+            f"images fit in memory: {num_images:,} images of {image_size} x {image_size} x 3 bytes need "
+            f"{needed / 1e9:.1f} GB, and {free / 1e9:.1f} GB are available. Lower image_size or images_per_class "
+            "(224 px is what ImageNet backbones were trained on)."
+        )
+
+
 def load_dataset(
     source: str | os.PathLike,
     image_size: int | None = None,
@@ -473,6 +523,7 @@ def load_dataset(
         _per_class_counts(1, amount, role)  # checked before any image is read
     index = index_source(source, classes)
     positions = split_index(index.labels, index.class_names, images_per_class, val_per_class, test_per_class, seed)
+    check_fits_in_memory(sum(len(where) for where in positions), image_size)
     parts, skipped = [], 0
     for where in positions:
         images, ok = decode_images([index.items[i] for i in where], image_size)

@@ -318,12 +318,67 @@ def box_loss(y_true, y_pred):
 # ---------------------------------------------------------------------------- evaluation
 
 
+def checked_detections(
+    image: int, boxes, labels, num_classes: int, role: str, scores=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """One image's boxes, labels (and scores) as arrays, checked before any metric uses them.
+
+    Args:
+        image: the image's index, named in the error.
+        boxes: `(n, 4)` boxes, `xyxy` pixels (an empty list for none).
+        labels: `n` integer classes in `[0, num_classes)`.
+        num_classes: the number of classes.
+        role: `"true"` or `"pred"`, the prefix of the argument names in the error.
+        scores: `n` finite scores (predictions only).
+
+    Returns:
+        `(boxes, labels, scores)`: float `(n, 4)`, int `(n,)`, float `(n,)` or None.
+
+    Example:
+
+    ```python
+    boxes, labels, _ = checked_detections(0, [[2, 2, 10, 12]], [1], 3, "true")  # (1, 4), [1]
+    checked_detections(0, [[10, 2, 2, 12]], [1], 3, "true")  # ValueError: x2 >= x1
+    ```
+    """
+    b = np.asarray(boxes, float)
+    b = b.reshape(0, 4) if b.size == 0 else b
+    where = f"image {image}"
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise invalid(f"{role}_boxes", f"an array of shape {b.shape} for {where}", "(n, 4) boxes per image, xyxy")
+    if not np.isfinite(b).all():
+        raise invalid(f"{role}_boxes", f"non-finite coordinates for {where}", "finite xyxy pixel coordinates")
+    if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
+        first = b[(b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])][0].tolist()
+        raise invalid(
+            f"{role}_boxes", f"the box {first} for {where}", "xyxy boxes, x2 >= x1 and y2 >= y1",
+            "Boxes in another format (xywh, yxyx)? keras.utils.bounding_boxes.convert_format converts them.",
+        )  # fmt: skip
+    lab = np.asarray(labels).reshape(-1)
+    if len(lab) != len(b):
+        raise invalid(f"{role}_labels", f"{len(lab)} labels for {where}", f"one per box ({len(b)} boxes)")
+    if len(lab) and (not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0 or lab.max() >= num_classes):
+        raise invalid(f"{role}_labels", f"{lab.tolist()[:8]} for {where}", f"integer classes in [0, {num_classes - 1}]")
+    if scores is None:
+        return b, lab.astype(int), None
+    s = np.asarray(scores, float).reshape(-1)
+    if len(s) != len(b):
+        raise invalid(f"{role}_scores", f"{len(s)} scores for {where}", f"one per box ({len(b)} boxes)")
+    if not np.isfinite(s).all():
+        raise invalid(
+            f"{role}_scores", f"non-finite scores for {where}", "finite scores",
+            "A NaN score would sort anywhere and make the mAP meaningless: did training diverge?",
+        )  # fmt: skip
+    return b, lab.astype(int), s
+
+
 def _coco_ground_truth(boxes, labels, num_classes):
     from pycocotools.coco import COCO
 
     annotations = []
     for image_id, (b, lab) in enumerate(zip(boxes, labels)):
-        for (x1, y1, x2, y2), c in zip(np.asarray(b, float).reshape(-1, 4), np.asarray(lab).reshape(-1)):
+        b, lab, _ = checked_detections(image_id, b, lab, num_classes, "true")
+        for (x1, y1, x2, y2), c in zip(b, lab):
             box = {"bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0}
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(c), **box})
     coco = COCO()
@@ -348,8 +403,26 @@ def mean_average_precision(
     COCO's 101-point interpolated precision, averaged over the classes that have objects
     (COCO's AP50 when `iou=0.5`). Boxes are `xyxy` pixels, one array per image.
 
+    Args:
+        true_boxes, true_labels: per image, the `(n, 4)` true boxes and their `n` classes.
+        pred_boxes, pred_scores, pred_labels: per image, the predicted boxes, their scores and classes
+            (what `detect` returns).
+        num_classes: the number of classes; every label lies in `[0, num_classes)`.
+        iou: the overlap from which a prediction counts as a hit.
+
     Returns:
         mAP in 0-1 (0.0 when there are no predictions at all).
+
+    Raises:
+        ValueError: before any scoring, for boxes that are not finite `xyxy` with x2 >= x1 and
+            y2 >= y1, labels outside the classes, non-finite scores, or counts that disagree.
+
+    Example:
+
+    ```python
+    boxes, labels = [np.array([[10, 10, 30, 30]])], [np.array([0])]
+    tlkit.mean_average_precision(boxes, labels, boxes, [np.array([0.9])], labels, 1)  # 1.0
+    ```
     """
     from pycocotools.cocoeval import COCOeval
 
@@ -358,12 +431,11 @@ def mean_average_precision(
         raise invalid("pred_boxes", f"lists of lengths {sorted(lengths)}", "one entry per image in every argument")
     if not 0 < iou < 1:
         raise invalid("iou", iou, "a threshold between 0 and 1")
+    check_int("num_classes", num_classes, minimum=1)
     truth = _coco_ground_truth(true_boxes, true_labels, num_classes)
     detections = []
     for image_id, (b, s, lab) in enumerate(zip(pred_boxes, pred_scores, pred_labels)):
-        b = np.asarray(b, float).reshape(-1, 4)
-        if not len(b) == len(s) == len(lab):
-            raise invalid("pred_scores", f"{len(s)} scores, {len(lab)} labels", f"one per box ({len(b)} boxes)")
+        b, lab, s = checked_detections(image_id, b, lab, num_classes, "pred", s)
         for (x1, y1, x2, y2), score, c in zip(b, s, lab):
             detections.append({"image_id": image_id, "category_id": int(c), "bbox": [x1, y1, x2 - x1, y2 - y1],
                                "score": float(score)})  # fmt: skip
