@@ -325,7 +325,10 @@ def checked_detections(
 
     Args:
         image: the image's index, named in the error.
-        boxes: `(n, 4)` boxes, `xyxy` pixels (an empty list for none).
+        boxes: `(n, 4)` boxes, `xyxy` pixels (an empty list for none). True boxes must have
+            x2 >= x1 and y2 >= y1. A predicted box may be inverted (a head that has not learnt
+            sizes predicts negative ones): COCOeval gives it a negative area, outside every
+            area range, and so ignores it, as it did before this check.
         labels: `n` integer classes in `[0, num_classes)`.
         num_classes: the number of classes.
         role: `"true"` or `"pred"`, the prefix of the argument names in the error.
@@ -338,7 +341,7 @@ def checked_detections(
 
     ```python
     boxes, labels, _ = checked_detections(0, [[2, 2, 10, 12]], [1], 3, "true")  # (1, 4), [1]
-    checked_detections(0, [[10, 2, 2, 12]], [1], 3, "true")  # ValueError: x2 >= x1
+    checked_detections(0, [[10, 2, 2, 12]], [1], 3, "true")  # ValueError: a true box with x2 < x1
     ```
     """
     b = np.asarray(boxes, float)
@@ -348,7 +351,7 @@ def checked_detections(
         raise invalid(f"{role}_boxes", f"an array of shape {b.shape} for {where}", "(n, 4) boxes per image, xyxy")
     if not np.isfinite(b).all():
         raise invalid(f"{role}_boxes", f"non-finite coordinates for {where}", "finite xyxy pixel coordinates")
-    if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
+    if role == "true" and ((b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any()):
         first = b[(b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])][0].tolist()
         raise invalid(
             f"{role}_boxes", f"the box {first} for {where}", "xyxy boxes, x2 >= x1 and y2 >= y1",
@@ -414,8 +417,9 @@ def mean_average_precision(
         mAP in 0-1 (0.0 when there are no predictions at all).
 
     Raises:
-        ValueError: before any scoring, for boxes that are not finite `xyxy` with x2 >= x1 and
-            y2 >= y1, labels outside the classes, non-finite scores, or counts that disagree.
+        ValueError: before any scoring, for boxes that are not finite `(n, 4)` arrays, true boxes
+            with x2 < x1 or y2 < y1, labels outside the classes, non-finite scores, or counts
+            that disagree.
 
     Example:
 
