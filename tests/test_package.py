@@ -61,3 +61,20 @@ def test_functions_keep_their_names_once_their_modules_are_imported():
     assert callable(tlkit.advise) and callable(tlkit.lr_find)
     assert tlkit.advise is tlkit.advice.advise and tlkit.lr_find is tlkit.range_test.lr_find
     assert tlkit.plots.__name__ == "tlkit.plots" and tlkit.assets.__name__ == "tlkit.assets"
+
+
+def test_the_core_names_are_documented_as_keras_documents_its_own():
+    """Every name that four lessons or more use has Args:, an Example: and, if it returns something, Returns:."""
+    import inspect
+
+    lessons = [path.read_text() for path in (REPO / "notebooks").glob("*.ipynb")]
+    core = [name for name in tlkit.__all__ if sum(f"tlkit.{name}" in text for text in lessons) >= 4]
+    assert len(core) >= 10, core
+    missing = {}
+    for name in core:
+        obj = getattr(tlkit, name)
+        doc = inspect.getdoc(obj) or ""
+        returns = inspect.isfunction(obj) and inspect.signature(obj).return_annotation not in ("None", None)
+        wanted = ["Args:", "Example:"] + (["Returns:"] if returns else [])
+        missing.update({name: [k for k in wanted if k not in doc]} if any(k not in doc for k in wanted) else {})
+    assert not missing, missing

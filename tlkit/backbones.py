@@ -311,6 +311,13 @@ def load_backbone(
         The base, named as `keras.applications` names it (e.g. `mobilenet_0.25_128`): the
         name tells `build_classifier`, `feature_extractor` and `block_ends` which backbone it
         is (`tlkit.backbone_of(base)`), so they need not be told again.
+
+    Example:
+
+    ```python
+    base = tlkit.load_backbone("mobilenet_0.25", 96)  # ImageNet weights
+    random_base = tlkit.load_backbone("mobilenet_0.25", 96, weights=None)  # same architecture
+    ```
     """
     spec = get_spec(name)
     image_size = spec.default_size if image_size is None else image_size
@@ -386,6 +393,21 @@ def block_ends(base: keras.Model, name: str | BackboneSpec | None = None) -> lis
     """The names of the layers that end each block of `base`, first to last.
 
     `name` is the registry name of the backbone; by default the base's own (`backbone_of`).
+
+    Args:
+        base: a base from `tlkit.load_backbone`.
+        name: the backbone's registry name (default: read from the base).
+
+    Returns:
+        Layer names, one per block, in order: where a network can be cut, and the
+        boundaries `unfreeze_top` counts blocks by.
+
+    Example:
+
+    ```python
+    ends = tlkit.block_ends(base)  # one layer name per block (13 for MobileNet)
+    trunk = tlkit.cut(base, ends[7])
+    ```
     """
     spec = get_spec(resolve_backbone(base, name, "name"))
     ends = list(spec.blocks)
@@ -400,6 +422,19 @@ class BackbonePreprocessing(keras.layers.Layer):
 
     Keeping it in the model means the model takes plain 0-255 RGB images everywhere:
     in training, in evaluation and after `keras.models.load_model`.
+
+    Args:
+        backbone: the registry name whose `preprocess_input` is applied (e.g.
+            `"mobilenet_0.25"`: pixels to [-1, 1]).
+        **kwargs: passed to `keras.layers.Layer`.
+
+    Example:
+
+    ```python
+    inputs = keras.Input((96, 96, 3))  # 0-255 images
+    x = tlkit.BackbonePreprocessing("mobilenet_0.25")(inputs)
+    features = base(x, training=False)
+    ```
     """
 
     def __init__(self, backbone: str, **kwargs):

@@ -499,6 +499,23 @@ def load_dataset(
         images_per_class: training images per class (default: all that are left).
         val_per_class, test_per_class: per class, a count (int) or a fraction (float).
         seed: fixes which images land in which split.
+
+    Returns:
+        `Splits` with `train`, `val` and `test` `ImageSet`s (uint8 images, integer labels) and
+        `class_names`.
+
+    Raises:
+        ValueError: before any image is decoded, for unknown or repeated classes, a folder
+            with one class, counts that do not fit the classes, or images that cannot fit in
+            memory.
+
+    Example:
+
+    ```python
+    splits = tlkit.load_dataset("caltech101", 96, classes=["airplanes", "watch"],
+                                images_per_class=20, test_per_class=30)
+    print(splits)  # the classes and the size of each split
+    ```
     """
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(
@@ -624,6 +641,23 @@ def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=N
 
     The images are decoded and resized once, in memory, so nothing is re-read per epoch;
     augmentation runs after batching on the batch, so it never gets cached.
+
+    Args:
+        data: an `ImageSet` (e.g. `splits.train`).
+        batch_size: images per batch.
+        shuffle: reshuffle every epoch (for training).
+        augment: a layer applied to each batch (e.g. `tlkit.augmentation()`), or None.
+        seed: fixes the shuffle order.
+
+    Returns:
+        A `tf.data.Dataset` of `(images, labels)` batches.
+
+    Example:
+
+    ```python
+    train = tlkit.to_tf(splits.train, 32, shuffle=True)
+    history = tlkit.fit(model, train, epochs=5)
+    ```
     """
     import tensorflow as tf
 

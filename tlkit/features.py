@@ -49,6 +49,24 @@ def feature_extractor(
     `backbone` (its registry name, which picks the preprocessing) defaults to the base's
     own; a name that does not match the base is an error. With `layers`, one output per
     named layer (one forward pass serves every cut point).
+
+    Args:
+        base: the pretrained base (`tlkit.load_backbone`).
+        backbone: its registry name (default: read from the base).
+        layers: names of layers to read instead of the base's output (e.g. `tlkit.block_ends(base)`).
+        pooling: `"avg"` (global average), `"max"`, or `"grid"` or `"grid4"` (the global average plus
+            the averages of a 2x2 or 4x4 grid of cells: the layout kept).
+
+    Returns:
+        A model from 0-255 images to features: one output, or a list of them in the order of
+        `layers`.
+
+    Example:
+
+    ```python
+    extractor = tlkit.feature_extractor(base)
+    features = tlkit.extract(extractor, splits.train.images)  # (n, channels)
+    ```
     """
     from tlkit.model import check_base, layer_index
 
@@ -78,6 +96,21 @@ def extract(extractor: keras.Model, images: np.ndarray, batch_size: int = 64):
     only (a smaller last batch would cost a second trace, about a third of a pass).
     The images are checked first (shape, 0-255 values), the features after (NaN or inf).
     The features are float32 under any precision policy (a mixed precision base computes in float16).
+
+    Args:
+        extractor: a model from images to features (`tlkit.feature_extractor`).
+        images: `(n, height, width, 3)` images, 0-255.
+        batch_size: images per batch.
+
+    Returns:
+        The float32 features: one array, or a list of them for an extractor with several outputs.
+
+    Example:
+
+    ```python
+    train_features = tlkit.extract(extractor, splits.train.images)
+    head, history = tlkit.train_head(train_features, splits.train.labels, splits.num_classes)
+    ```
     """
     if not isinstance(extractor, keras.Model):
         raise invalid("extractor", type(extractor).__name__, "a Keras model, e.g. tlkit.feature_extractor(base)")
@@ -168,6 +201,14 @@ def train_head(
         The trained head and its `History`.
 
     Raises `FloatingPointError` when the loss becomes NaN or infinite (lower the learning rate).
+
+    Example:
+
+    ```python
+    features = tlkit.extract(tlkit.feature_extractor(base), splits.train.images)
+    head, history = tlkit.train_head(features, splits.train.labels, splits.num_classes)
+    tlkit.copy_head(head, model)  # into the full model built on the same base
+    ```
     """
     from tlkit.checks import check_labels
 
@@ -245,6 +286,22 @@ def copy_head(head: keras.Model, classifier: keras.Model) -> None:
 
 
 def accuracy(model: keras.Model, inputs, labels: np.ndarray, batch_size: int = 64) -> float:
-    """Top-1 accuracy of `model` on `inputs` (images or features)."""
+    """Top-1 accuracy of `model` on `inputs` (images or features).
+
+    Args:
+        model: a classifier (or a head, given features).
+        inputs: what the model takes: images, or features from `tlkit.extract`.
+        labels: the integer class of each input.
+        batch_size: inputs per `predict` batch.
+
+    Returns:
+        The share of inputs whose highest-scoring class is their label, in 0-1.
+
+    Example:
+
+    ```python
+    tlkit.accuracy(model, splits.test.images, splits.test.labels)  # e.g. 0.93
+    ```
+    """
     predictions = model.predict(inputs, batch_size=batch_size, verbose=0)
     return float(np.mean(np.argmax(predictions, axis=-1) == np.asarray(labels)))

@@ -57,6 +57,18 @@ def build_classifier(
         pooling: `"avg"` or `"max"`.
         augment: a layer applied to the images first (e.g. `tlkit.augmentation()`).
         name: the model's name.
+
+    Returns:
+        The classifier, uncompiled (`tlkit.compile_model`).
+
+    Example:
+
+    ```python
+    base = tlkit.load_backbone("mobilenet_0.25", 96)
+    base.trainable = False
+    model = tlkit.build_classifier(base, splits.num_classes)
+    tlkit.compile_model(model, 1e-3)
+    ```
     """
     check_base(base)
     backbone = resolve_backbone(base, backbone)
@@ -127,14 +139,47 @@ def freeze_up_to(base: keras.Model, layer_name: str, train_batchnorm: bool = Fal
 
 
 def unfreeze_all(base: keras.Model, train_batchnorm: bool = False) -> None:
-    """Every layer of `base` learns, BatchNorm included only if `train_batchnorm` is set."""
+    """Every layer of `base` learns, BatchNorm included only if `train_batchnorm` is set.
+
+    Sets `base.trainable = True`, then `trainable = False` on each BatchNormalization layer
+    unless `train_batchnorm`: in Keras 3 only that keeps BatchNorm in inference mode, on the
+    statistics it was trained with, while `fit` trains the rest. Compile the model again
+    afterwards.
+
+    Args:
+        base: the pretrained base.
+        train_batchnorm: let BatchNorm learn and update its statistics too.
+
+    Example:
+
+    ```python
+    tlkit.unfreeze_all(base)  # BatchNorm stays frozen
+    tlkit.compile_model(model, 1e-4)
+    ```
+    """
     freeze_up_to(base, base.layers[0].name, train_batchnorm)  # the input layer: everything after it learns
 
 
 def unfreeze_top(base: keras.Model, blocks: int, backbone: str | None = None, train_batchnorm: bool = False) -> None:
     """Unfreezes the top `blocks` blocks of `base` (block boundaries from the registry).
 
-    `backbone` defaults to the base's own (`tlkit.backbone_of`).
+    `backbone` defaults to the base's own (`tlkit.backbone_of`). The layers before them stay
+    frozen, and BatchNorm stays frozen (inference mode) unless `train_batchnorm`. Compile the
+    model again afterwards.
+
+    Args:
+        base: the pretrained base.
+        blocks: how many of the last blocks learn: 0 (everything frozen) to the number of
+            blocks (everything learns).
+        backbone: its registry name (default: read from the base).
+        train_batchnorm: let the unfrozen blocks' BatchNorm learn and update its statistics.
+
+    Example:
+
+    ```python
+    tlkit.unfreeze_top(base, 2)  # the last 2 blocks learn
+    tlkit.compile_model(model, 1e-4)
+    ```
     """
     if not isinstance(train_batchnorm, bool):
         raise TypeError(f"Invalid value for argument `train_batchnorm`. Received: {train_batchnorm!r}. Expected True "
@@ -165,6 +210,20 @@ def trainable_report(model: keras.Model, max_rows: int = 12) -> str:
 
     BatchNorm layers are counted on a line of their own: a frozen BatchNorm layer also
     runs in inference mode (it keeps its ImageNet statistics).
+
+    Args:
+        model: any Keras model; nested models are opened up.
+        max_rows: at most this many runs of layers are listed.
+
+    Returns:
+        The table, as text.
+
+    Example:
+
+    ```python
+    base.trainable = False
+    print(tlkit.trainable_report(model))  # only the head's Dense layer learns
+    ```
     """
     trainable = count_params(model.trainable_weights)
     frozen = count_params(model.non_trainable_weights)

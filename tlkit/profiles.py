@@ -66,7 +66,22 @@ FULL_PROFILE_MINUTES: dict[str, tuple[float, float]] = {
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """Returns the profile `name`, or the one named by `$TLKIT_PROFILE` (default `full`)."""
+    """Returns the profile `name`, or the one named by `$TLKIT_PROFILE` (default `full`).
+
+    Args:
+        name: `"offline"` (CPU, the asset pack) or `"full"` (GPU, downloads); None reads
+            `$TLKIT_PROFILE`.
+
+    Returns:
+        The `Profile`: its `name`, default `image_size`, `batch_size` and a `description`.
+
+    Example:
+
+    ```python
+    profile = tlkit.get_profile()  # $TLKIT_PROFILE, else "full"
+    print(profile.name, profile.image_size, profile.batch_size)
+    ```
+    """
     name = name or os.environ.get(PROFILE_ENV) or "full"
     if name not in PROFILES:
         raise ValueError(

@@ -59,7 +59,25 @@ class History:
 
 
 def compile_model(model: keras.Model, learning_rate: float = 1e-3, jit_compile: bool | str = "auto") -> None:
-    """Adam, sparse categorical cross-entropy, accuracy. Call again after changing `trainable`."""
+    """Adam, sparse categorical cross-entropy, accuracy. Call again after changing `trainable`.
+
+    Keras reads `trainable` when a model is compiled: after unfreezing layers, compile again
+    (with a lower learning rate to fine-tune), or `fit` keeps training only what was
+    trainable before.
+
+    Args:
+        model: the model to compile.
+        learning_rate: Adam's learning rate.
+        jit_compile: passed to `model.compile` (`"auto"`: XLA where Keras chooses it).
+
+    Example:
+
+    ```python
+    tlkit.compile_model(model, 1e-3)  # the head, on a frozen base
+    tlkit.unfreeze_top(base, 2)
+    tlkit.compile_model(model, 1e-4)  # again: the unfrozen blocks learn, at a lower rate
+    ```
+    """
     if not isinstance(model, keras.Model):
         raise TypeError(
             f"Invalid value for argument `model`. Received: {type(model).__name__}. Expected a Keras model."
@@ -146,6 +164,16 @@ def fit(
     Raises:
         FloatingPointError: the loss or a metric became NaN or infinite.
         tlkit.runs.RunFolderError: `workdir` is damaged or holds a run of another model.
+
+    Returns:
+        The `History` of every epoch of the run, resumed ones included.
+
+    Example:
+
+    ```python
+    history = tlkit.fit(model, tlkit.to_tf(splits.train, 32, shuffle=True), epochs=5,
+                        workdir="runs/head")  # run again after a crash: it resumes
+    ```
     """
     _check_fit_arguments(model, epochs, initial_epoch, workdir, patience)
     monitor = "val_accuracy" if val is not None else "accuracy"
