@@ -72,8 +72,8 @@ def test_map_is_one_for_perfect_predictions_and_less_for_a_shifted_box():
         (lambda b, s, lab: ([b[0][:, :3]], s, lab), "pred_boxes", "shape"),  # three coordinates
         (lambda b, s, lab: ([b[0] * np.nan], s, lab), "pred_boxes", "non-finite"),
         (lambda b, s, lab: (b, [np.array([np.nan, 0.5])], lab), "pred_scores", "NaN score"),
-        (lambda b, s, lab: (b, s, [np.array([0, 2])]), "pred_labels", r"classes in \[0, 1\]"),
-        (lambda b, s, lab: (b, s, [np.array([0.0, 1.0])]), "pred_labels", "integer classes"),
+        (lambda b, s, lab: (b, s, [np.array([0, 2])]), "pred", "run from 0 to 2, but the detector has 2 outputs"),
+        (lambda b, s, lab: (b, s, [np.array([0.5, 1.0])]), "pred", "pass integer class"),
         (lambda b, s, lab: (b, [np.array([0.5])], lab), "pred_scores", "one per box"),
     ],
 )
@@ -82,9 +82,9 @@ def test_map_refuses_malformed_predictions(change, argument, message):
     boxes, labels = [np.array([[10, 10, 30, 30], [40, 5, 60, 25]], np.float32)], [np.array([0, 1])]
     scores = [np.array([0.9, 0.8])]
     pred_boxes, pred_scores, pred_labels = change(boxes, scores, labels)
-    with pytest.raises(ValueError, match=rf"`{argument}`.*{message}|{message}.*`{argument}`"):
+    with pytest.raises(ValueError, match=rf"{argument}.*{message}|{message}.*{argument}"):
         detection.mean_average_precision(boxes, labels, pred_boxes, pred_scores, pred_labels, 2)
-    with pytest.raises(ValueError, match="`true_labels`"):
+    with pytest.raises(ValueError, match=r"true \(image 0\) labels run from 0 to 5"):
         detection.mean_average_precision(boxes, [np.array([0, 5])], boxes, scores, labels, 2)
     with pytest.raises(ValueError, match="`true_boxes`.*x2 >= x1"):  # xywh, or corners swapped
         detection.mean_average_precision([boxes[0][:, [2, 1, 0, 3]]], labels, boxes, scores, labels, 2)

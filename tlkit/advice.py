@@ -57,7 +57,8 @@ STRATEGIES = {
     ("small", "different"): "cut the base before its most ImageNet-specific blocks and train a head on "
     "the earlier features; compare cut depths (lesson 02)",
     ("large", "similar"): "train the head first, then unfreeze the top blocks (or all) and fine-tune at a "
-    "learning rate from tlkit.lr_find (10-100x lower); keep it only if it beats the frozen base on "
+    "lower learning rate from a range test (tlkit.lr_find; 3-12x below the head's in lesson 03); keep it "
+    "only if it beats the frozen base on "
     "validation: where the frozen features are near perfect, no recipe won (lesson 03)",
     ("large", "different"): "fine-tune the whole network from the pretrained weights, and compare with the "
     "same architecture from random initialisation (lesson 04)",

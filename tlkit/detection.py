@@ -21,6 +21,7 @@ import keras
 import numpy as np
 from PIL import Image
 
+from tlkit.checks import check_labels
 from tlkit.errors import check_int, invalid
 
 BOX_FORMAT = "xyxy"  # pixels: left, top, right, bottom; right and bottom are exclusive edges
@@ -360,8 +361,8 @@ def checked_detections(
     lab = np.asarray(labels).reshape(-1)
     if len(lab) != len(b):
         raise invalid(f"{role}_labels", f"{len(lab)} labels for {where}", f"one per box ({len(b)} boxes)")
-    if len(lab) and (not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0 or lab.max() >= num_classes):
-        raise invalid(f"{role}_labels", f"{lab.tolist()[:8]} for {where}", f"integer classes in [0, {num_classes - 1}]")
+    if len(lab):  # an image may have no boxes; check_labels refuses empty labels
+        check_labels(lab, num_classes, role=f"{role} ({where})", name="the detector")
     if scores is None:
         return b, lab.astype(int), None
     s = np.asarray(scores, float).reshape(-1)
