@@ -10,7 +10,7 @@ Three throughputs, in images per second, measured in one process:
 If the pipeline overlaps the model (parallel map, prefetch), together / model alone is
 close to 1. Fine-tuning setting: 128 px, MobileNet alpha=0.25 with its top blocks
 unfrozen. The augmentation runs in the pipeline, in the model, or not at all
-(`--placements`), and is either tlkit's (`tlkit.augmentation()`: one crop-zoom-flip
+(`--placements`), and is either tlkit's (`tlkit.augment.augmentation()`: one crop-zoom-flip
 resampling) or the Keras guide's (`RandomFlip`, `RandomRotation(0.1)`, `RandomZoom(0.1)`)
 (`--augmentations`). The settings take turns within each repeat, and model alone and
 together follow each other, so a change in the machine's load hits both sides of a ratio
@@ -66,7 +66,7 @@ def keras_guide_augmentation(seed: int = 0) -> keras.layers.Layer:
     )
 
 
-AUGMENTATIONS = {"tlkit": tlkit.augmentation, "keras_guide": keras_guide_augmentation}
+AUGMENTATIONS = {"tlkit": tlkit.augment.augmentation, "keras_guide": keras_guide_augmentation}
 
 
 def setup_placement(splits, args, placement: str, augmentation: str) -> dict:
@@ -165,13 +165,13 @@ def main() -> None:
             f"  {augmentation:12s} {placement:9s} {alone:14.0f} {model_alone:11.0f} {together:8.0f} {ratio:16.2f} "
             f"{versus}"
         )
-    # tlkit's advice (tlkit.augmentation's docstring): in the model without a GPU, in the pipeline with one.
+    # tlkit's advice (tlkit.augment.augmentation's docstring): in the model without a GPU, in the pipeline with one.
     recommended = "pipeline" if tf.config.list_physical_devices("GPU") else "model"
     if (recommended, "tlkit") in medians:
         _, model_alone, together = medians[recommended, "tlkit"]
         ratio = together / model_alone
         device = "a GPU" if recommended == "pipeline" else "no GPU"
-        print(f"  with {device}, tlkit.augmentation() in the {recommended}: together / model alone {ratio:.2f}")
+        print(f"  with {device}, tlkit.augment.augmentation() in the {recommended}: together / model alone {ratio:.2f}")
     print("  goal: together / model alone >= 0.9")
 
 

@@ -41,7 +41,9 @@ def fine_tune(splits, args, precision: str, jit_compile: bool, batch_size: int, 
     keras.mixed_precision.set_global_policy(precision)
     tlkit.set_seed(seed)
     base = tlkit.load_backbone(args.backbone, args.image_size)
-    model = tlkit.build_classifier(base, splits.num_classes, args.backbone, augment=tlkit.augmentation(seed=seed))
+    model = tlkit.build_classifier(
+        base, splits.num_classes, args.backbone, augment=tlkit.augment.augmentation(seed=seed)
+    )
     x, y = splits.train.images, splits.train.labels
 
     base.trainable = False

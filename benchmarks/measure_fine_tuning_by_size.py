@@ -5,8 +5,8 @@
 
 On the five Caltech-101 classes with at least 200 photos (natural photos: the "similar" side of the table), for
 each image size, seed and training-set size (images per class, nested), it trains three strategies at one budget
-(`tlkit.learning_curves`): the frozen base with a linear head, the head then the top blocks fine-tuned, the head
-then the whole network fine-tuned (BatchNorm frozen in both). Per image size it prints the frozen base's test
+(`tlkit.experiments.learning_curves`): the frozen base with a linear head, the head then the top blocks fine-tuned,
+the head then the whole network fine-tuned (BatchNorm frozen in both). Per image size it prints the frozen base's test
 accuracy and each fine-tuning strategy's gain over it, per seed, and the size from which the gain is beyond
 noise: the smallest size from which the lowest gain over the seeds is above the margin (`--margin`, default 0.02:
 two test images in a hundred) at that size and every larger one. The runs are written to `--out` (JSON: the
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 "caltech101", image_size, classes=args.classes, images_per_class=max(args.sizes),
                 val_per_class=0, test_per_class=args.test_per_class, seed=seed,
             )  # fmt: skip
-            curves = tlkit.learning_curves(
+            curves = tlkit.experiments.learning_curves(
                 {"caltech101": splits}, "mobilenet_0.25", args.sizes, STRATEGIES, args.epochs,
                 top_blocks=args.top_blocks, fine_tune_learning_rate=args.learning_rate, seed=seed,
             )["caltech101"]  # fmt: skip

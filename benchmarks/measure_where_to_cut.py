@@ -78,7 +78,7 @@ def sweep(setting: Setting, dataset: str, seed: int, test_per_class: int) -> lis
     extractor = tlkit.feature_extractor(base, BACKBONE, layers=ends, pooling=setting.pooling)
     train = tlkit.extract(extractor, splits.train.images)
     test = tlkit.extract(extractor, splits.test.images)
-    probes = tlkit.train_probes(train, splits.train.labels, splits.num_classes, names=ends, epochs=setting.epochs)
+    probes = tlkit.train_probes(train, splits.train.labels, splits.num_classes, names=ends, epochs=setting.epochs).model
     return tlkit.probe_accuracies(probes, test, splits.test.labels)
 
 

@@ -434,9 +434,9 @@ def test_full_profile_fetches_each_part_from_the_mirror_when_first_needed(classr
         "fashion_mnist", 32, classes=["Sandal", "Bag"], images_per_class=2, val_per_class=1, test_per_class=1
     )
     assert fashion.class_names == ["Sandal", "Bag"] and fashion.train.images.shape == (4, 32, 32, 3)
-    vectors = tlkit.load_word_vectors()
+    vectors = tlkit.text.load_word_vectors()
     assert vectors.words == ["the", "good"] and vectors.dim == 3
-    texts, labels = tlkit.load_sentences("yelp")
+    texts, labels = tlkit.text.load_sentences("yelp")
     assert texts == ["Great phone.", "Awful."] and labels.tolist() == [1, 0]
     assert fetched_part("weights") == cache.resolve() / "weights"
     assert find_weight_file(spec, 128) == cache.resolve() / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
@@ -468,5 +468,5 @@ def test_full_profile_with_no_network_set_refuses_the_mirror_too(classroom, monk
 
     monkeypatch.setenv("TLKIT_NO_NETWORK", "1")
     with pytest.raises(ConnectionError, match=r"the embeddings files from the mirror: \$TLKIT_NO_NETWORK is set"):
-        tlkit.load_word_vectors()
+        tlkit.text.load_word_vectors()
     assert classroom.requests == [] and classroom.heads == []

@@ -52,7 +52,7 @@ def test_boxes_stay_inside_the_image_and_mirror_half_of_them():
 
 def test_inference_passes_images_through_and_training_changes_them():
     images = _smooth_images()
-    layer = tlkit.augmentation(seed=0)
+    layer = tlkit.augment.augmentation(seed=0)
     np.testing.assert_array_equal(layer(images, training=False), images)
     augmented = np.asarray(layer(images, training=True))
     assert augmented.shape == images.shape and augmented.dtype == np.float32
@@ -71,7 +71,9 @@ def test_zoom_out_of_range_is_refused():
 
 def test_model_with_the_layer_saves_and_loads(tmp_path):
     inputs = keras.Input((32, 32, 3))
-    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(tlkit.augmentation(0.15, seed=3)(inputs)))
+    outputs = keras.layers.Dense(2)(
+        keras.layers.GlobalAveragePooling2D()(tlkit.augment.augmentation(0.15, seed=3)(inputs))
+    )
     path = tmp_path / "model.keras"
     keras.Model(inputs, outputs).save(path)
     layer = keras.saving.load_model(path).get_layer("augmentation")

@@ -31,12 +31,12 @@ KERAS_MODULE = {
 
 
 def test_registry_covers_the_required_families():
-    assert set(KERAS_MODULE) == set(tlkit.BACKBONES)
+    assert set(KERAS_MODULE) == set(tlkit.backbones.BACKBONES)
 
 
-@pytest.mark.parametrize("name", list(tlkit.BACKBONES))
+@pytest.mark.parametrize("name", list(tlkit.backbones.BACKBONES))
 def test_every_backbone_builds_and_its_blocks_are_ordered_cut_points(name):
-    spec = tlkit.get_spec(name)
+    spec = tlkit.backbones.get_spec(name)
     base = tlkit.load_backbone(name, spec.min_size, weights=None)
     assert base.input_shape == (None, spec.min_size, spec.min_size, 3)
     assert len(base.output_shape) == 4  # no classifier: a feature map
@@ -142,12 +142,12 @@ def test_find_weight_file_prefers_the_exact_size(tmp_path, monkeypatch):
     (assets / "weights" / "mobilenet_5_0_96_tf_no_top.h5").touch()  # another alpha: never chosen
     monkeypatch.setenv("TLKIT_ASSETS", str(assets))
     monkeypatch.setenv("KERAS_HOME", str(keras_home))
-    spec = tlkit.get_spec("mobilenet_0.25")
+    spec = tlkit.backbones.get_spec("mobilenet_0.25")
     assert find_weight_file(spec, 224).name == "mobilenet_2_5_224_tf_no_top.h5"  # not the first in sort order
     assert find_weight_file(spec, 128).name == "mobilenet_2_5_128_tf_no_top.h5"
     assert find_weight_file(spec, 160).name == "mobilenet_2_5_160_tf_no_top.h5"  # from $KERAS_HOME/models
     assert find_weight_file(spec, 96).name.startswith("mobilenet_2_5_")  # any size loads into a no-top base
-    assert find_weight_file(tlkit.get_spec("mobilenet_v2"), 96) is None
+    assert find_weight_file(tlkit.backbones.get_spec("mobilenet_v2"), 96) is None
 
 
 def test_the_full_profile_takes_pack_weights_from_a_classroom_mirror(monkeypatch, tmp_path, assets, weight_file):
@@ -175,14 +175,14 @@ def test_the_full_profile_takes_pack_weights_from_a_classroom_mirror(monkeypatch
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
 
 
-@pytest.mark.parametrize("name", sorted(tlkit.BACKBONES))
+@pytest.mark.parametrize("name", sorted(tlkit.backbones.BACKBONES))
 def test_the_full_profile_loads_every_backbone_from_the_keras_cache(name, monkeypatch, tmp_path):
     """A file named as Keras caches its download, in $KERAS_HOME/models, is what the full profile loads.
 
     The file here holds random weights saved in Keras's legacy HDF5 layout (the layout of Keras's own
     files); the loaded base must hold exactly those weights, with no network asked.
     """
-    spec = tlkit.get_spec(name)
+    spec = tlkit.backbones.get_spec(name)
     models = tmp_path / "keras" / "models"
     models.mkdir(parents=True)
     saved = spec.build(64)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlkit.curves import Curves, nested_subset, strategy_model
+from tlkit.curves import Curves, strategy_model
 
 
 def _batchnorm(model: keras.Model) -> list[keras.layers.BatchNormalization]:
@@ -56,14 +56,6 @@ def test_strategy_model_rejects_an_unknown_strategy():
         strategy_model("fine_tune_top", "mobilenet_0.25", 32, 3, weights=None)
 
 
-def test_nested_subsets_grow_and_reject_too_many():
-    labels = np.repeat(np.arange(3), 10)
-    small, large = nested_subset(labels, 3, seed=1), nested_subset(labels, 7, seed=1)
-    assert set(small) <= set(large) and np.bincount(labels[large]).tolist() == [7, 7, 7]
-    with pytest.raises(ValueError, match="smallest class has 10"):
-        nested_subset(labels, 11)
-
-
 def test_crossing_needs_every_larger_size_ahead():
     curves = Curves([5, 10, 25], {"frozen": [0.5, 0.6, 0.7], "fine_tune_all": [0.6, 0.55, 0.8]}, {}, 0.1)
     assert curves.crossing("fine_tune_all") == 25
@@ -75,7 +67,7 @@ def test_learning_curves_takes_strategies_per_dataset(random_images):
     from tlkit.curves import learning_curves
 
     def toy(seed):
-        return tlkit.Splits(
+        return tlkit.data.Splits(
             tlkit.from_arrays(random_images(8, seed=seed), np.repeat([0, 1], 4)),
             tlkit.from_arrays(random_images(2, seed=seed + 1), np.array([0, 1])),
             tlkit.from_arrays(random_images(4, seed=seed + 2), np.repeat([0, 1], 2)),
@@ -94,7 +86,7 @@ def test_learning_curves_report_progress_and_their_clock(random_images, capsys):
     import tlkit
     from tlkit.curves import learning_curves
 
-    toy = tlkit.Splits(
+    toy = tlkit.data.Splits(
         tlkit.from_arrays(random_images(8, seed=1), np.repeat([0, 1], 4)),
         tlkit.from_arrays(random_images(2, seed=2), np.array([0, 1])),
         tlkit.from_arrays(random_images(4, seed=3), np.repeat([0, 1], 2)),

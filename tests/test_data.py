@@ -196,7 +196,7 @@ def test_to_tf_batches(random_images):
 
 def test_to_tf_augments_every_batch_afresh(random_images):
     data = tlkit.from_arrays(random_images(8, 32), np.arange(8) % 2)
-    ds = tlkit.to_tf(data, batch_size=4, augment=tlkit.augmentation(0.2, seed=0))
+    ds = tlkit.to_tf(data, batch_size=4, augment=tlkit.augment.augmentation(0.2, seed=0))
     first, second = [np.concatenate([b[0].numpy() for b in ds]) for _ in range(2)]
     assert first.shape == (8, 32, 32, 3)
     assert not np.allclose(first, data.images.astype("float32"), atol=1)  # augmented
@@ -213,3 +213,24 @@ def test_fetched_part_rejects_an_unknown_part_before_any_network(monkeypatch):
     monkeypatch.setattr(network, "url_answers", lambda *a, **k: pytest.fail("the network was asked"))
     with pytest.raises(ValueError, match=r"Invalid value for argument `part`. Received: part='caltech'. .*caltech101"):
         fetched_part("caltech")
+
+
+def test_sample_per_class_is_nested_and_names_the_smallest_class():
+    labels = np.repeat(np.arange(3), [20, 12, 20])
+    small, large = tlkit.sample_per_class(labels, 5, seed=1), tlkit.sample_per_class(labels, 12, seed=1)
+    assert set(small) <= set(large)
+    assert np.bincount(labels[large]).tolist() == [12, 12, 12]
+    assert not np.array_equal(small, tlkit.sample_per_class(labels, 5, seed=2))
+    with pytest.raises(ValueError, match="smallest class has 12 images"):
+        tlkit.sample_per_class(labels, 13)
+    assert np.bincount(labels[tlkit.sample_per_class(labels, 13, allow_fewer=True)]).tolist() == [13, 12, 13]
+
+
+@pytest.mark.parametrize(
+    ("labels", "per_class", "match"),
+    [([], 1, "at least one"), ([[0, 1]], 1, "one class index per image"), ([0, 1], 0, "per_class=0"),
+     ([0, 1], 1.5, "per_class=1.5")],
+)  # fmt: skip
+def test_sample_per_class_refuses_bad_arguments(labels, per_class, match):
+    with pytest.raises(ValueError, match=match):
+        tlkit.sample_per_class(np.asarray(labels), per_class)

@@ -1,5 +1,6 @@
 """tlkit.detection: exact boxes, the grid encoding, decoding, mAP by pycocotools, KerasHub's RetinaNet."""
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -108,6 +109,162 @@ def test_clear_errors_for_bad_input():
         detection.mean_average_precision([np.zeros((1, 4))], [[0]], [], [], [], 1)
     with pytest.raises(ValueError, match="Invalid value for argument `classes`"):
         detection.detection_scenes(["Trouser", "Trousers"], 2)
+
+
+def keras_error(argument: str, received: str) -> str:
+    """The pattern of the Keras-style error for `argument`, whose received value starts with `received` (a regex)."""
+    name = re.escape(argument)
+    return rf"^Invalid value for argument `{name}`. Received: {name}='?{received}"
+
+
+def random_boxes(rng, count: int, size: int) -> np.ndarray:
+    """`count` float32 xyxy boxes with fractional corners inside a `size` image."""
+    corners = np.sort(rng.uniform(0, size, (count, 2, 2)).astype(np.float32), axis=1)
+    return np.stack([corners[:, 0, 0], corners[:, 0, 1], corners[:, 1, 0], corners[:, 1, 1]], axis=1)
+
+
+def test_encode_computes_what_it_computed_by_hand_to_the_last_bit():
+    """keras.utils.bounding_boxes.convert_format gives the centres and sizes: the float32 targets are
+    those of the hand-written (x1 + x2) / 2 / stride and (x2 - x1) / image_size, bit for bit, for
+    fractional corners and a stride that is not a power of 2 too (lesson 06's numbers do not move)."""
+    rng = np.random.default_rng(0)
+    for stride in (8, 12):
+        for _ in range(200):
+            boxes, labels = random_boxes(rng, 2, 96), rng.integers(0, 3, 2)
+            x1, y1, x2, y2 = boxes.T
+            cx, cy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
+            cells = np.minimum(cx.astype(int), 96 // stride - 1), np.minimum(cy.astype(int), 96 // stride - 1)
+            if len(set(zip(*cells))) < 2:
+                continue  # two centres in one cell
+            _, targets = detection.encode(boxes, labels, 3, 96, stride)
+            expected = np.stack([cx - cells[0], cy - cells[1], (x2 - x1) / 96, (y2 - y1) / 96, np.ones(2)], 1)
+            np.testing.assert_array_equal(targets[cells[1], cells[0]], expected.astype(np.float32))
+
+
+def test_decode_computes_what_it_computed_by_hand_to_the_last_bit():
+    rng = np.random.default_rng(1)
+    scores = rng.uniform(0, 1, (12, 12, 2)).astype(np.float32)
+    outputs = rng.uniform(-0.5, 1.5, (12, 12, 4)).astype(np.float32)
+    boxes, found, labels = detection.decode(scores, outputs, 96, min_score=0.0, max_detections=1000)
+    keep = detection._peaks(scores)
+    rows, cols, classes = np.nonzero(keep)
+    order = np.argsort(-scores[rows, cols, classes], kind="stable")
+    rows, cols = rows[order], cols[order]
+    dx, dy, w, h = (outputs[rows, cols, i] for i in range(4))
+    cx, cy, w, h = (cols + dx) * 8.0, (rows + dy) * 8.0, w * 96, h * 96  # float64 centres, float32 sizes
+    expected = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
+    assert boxes.dtype == np.float32 and len(boxes) > 10
+    np.testing.assert_array_equal(boxes, expected)  # not computed in float32 first: that differs in ~30% of boxes
+
+
+@pytest.mark.parametrize(
+    "boxes, labels, argument, received",
+    [
+        (np.array([[10, 10, 20]]), [0], "boxes", r"an array of shape \(1, 3\)"),  # three coordinates
+        (np.array([10, 10, 20, 20]), [0], "boxes", r"an array of shape \(4,\)"),  # one box, not (1, 4)
+        (np.array([[10, np.nan, 20, 20]]), [0], "boxes", "non-finite coordinates"),
+        (np.array([[10, 10, np.inf, 20]]), [0], "boxes", "non-finite coordinates"),
+        (np.array([[30, 10, 20, 20]]), [0], "boxes", r"the box \[30.0, 10.0, 20.0, 20.0\]"),  # x2 < x1
+        (np.array([[10, 40, 20, 20]]), [0], "boxes", r"the box \[10.0, 40.0, 20.0, 20.0\]"),  # y2 < y1
+        (np.array([[10, 10, 10, 20]]), [0], "boxes", r"the box \[10.0, 10.0, 10.0, 20.0\]"),  # no width
+        (np.array([[10, 10, 70, 20]]), [0], "boxes", r"the box \[10.0, 10.0, 70.0, 20.0\]"),  # past the edge
+        (np.array([[10, 10, 20, 20]]), [2], "labels", r"the labels \[2\]"),  # 2 classes: 0 and 1
+        (np.array([[10, 10, 20, 20]]), [-1], "labels", r"the labels \[-1\]"),
+        (np.array([[10, 10, 20, 20]]), [0.5], "labels", r"the labels \[0.5\]"),
+        (np.array([[10, 10, 20, 20]]), [0, 1], "labels", "2 labels"),
+    ],
+)
+def test_encode_refuses_malformed_boxes_and_labels(boxes, labels, argument, received):
+    with pytest.raises(ValueError, match=keras_error(argument, received)):
+        detection.encode(boxes, labels, 2, SIZE)
+
+
+def test_encode_scenes_checks_every_scene_before_encoding_any(monkeypatch):
+    items, labels, backgrounds = items_and_backgrounds()
+    scenes = detection.make_scenes(items, labels, backgrounds, 4, [0, 1, 2], objects=(1, 2), sizes=(8, 30))
+    encoded = []
+    monkeypatch.setattr(detection, "_grid_targets", lambda *args: encoded.append(args))
+    bad = dataclasses.replace(scenes, boxes=[*scenes.boxes[:3], scenes.boxes[3] * np.nan])
+    with pytest.raises(ValueError, match=r"argument `scenes.boxes`. Received: .*non-finite coordinates for image 3"):
+        detection.encode_scenes(bad)
+    bad = dataclasses.replace(scenes, labels=[*scenes.labels[:2], scenes.labels[2] + 3, scenes.labels[3]])
+    with pytest.raises(ValueError, match=r"argument `scenes.labels`. Received: .* for image 2.*Expected integer"):
+        detection.encode_scenes(bad)
+    assert encoded == []  # the bad last scenes were found before the first was encoded
+
+
+@pytest.mark.parametrize(
+    "change, argument, received",
+    [
+        (lambda s, b: (s * np.nan, b), "class_scores", "scores with NaN or infinity"),
+        (lambda s, b: (s, b + np.inf), "box_outputs", "boxes with NaN or infinity"),
+        (lambda s, b: (s[..., 0], b), "class_scores", r"an array of shape \(8, 8\)"),
+        (lambda s, b: (s, b[:4]), "box_outputs", r"\(4, 8, 5\)"),
+        (lambda s, b: (s, b[..., :3]), "box_outputs", r"\(8, 8, 3\)"),
+    ],
+)
+def test_decode_refuses_non_finite_or_misshapen_outputs(change, argument, received):
+    """NaN scores used to decode to no boxes at all: a diverged training read as a detector that finds nothing."""
+    heatmap, targets = detection.encode(np.array([[8, 16, 40, 48]]), np.array([1]), 2, SIZE)
+    scores, boxes = change(heatmap, targets)
+    with pytest.raises(ValueError, match=keras_error(argument, received)):
+        detection.decode(scores, boxes, SIZE)
+
+
+def test_detect_refuses_a_grid_detector_with_non_finite_outputs():
+    import keras
+
+    inputs = keras.Input((32, 32, 3))
+    features = keras.layers.Conv2D(4, 3, strides=8, padding="same")(inputs)
+    outputs = {"classes": keras.layers.Conv2D(2, 1)(features), "boxes": keras.layers.Conv2D(4, 1)(features)}
+    model = keras.Model(inputs, outputs)
+    images = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    boxes, scores, labels = detection.detect(model, images)
+    assert len(boxes) == 2 and all(b.dtype == np.float32 and b.shape[1:] == (4,) for b in boxes)
+    kernel, bias = model.layers[1].get_weights()
+    model.layers[1].set_weights([kernel * np.nan, bias])
+    with pytest.raises(ValueError, match=r"Invalid value for argument `model`.*NaN or infinity.*diverge"):
+        detection.detect(model, images)
+
+
+def test_map_refuses_malformed_true_boxes_in_keras_form():
+    boxes, labels, scores = [np.array([[10, 10, 30, 30]], np.float32)], [np.array([0])], [np.array([0.9])]
+    for bad, received in [([boxes[0][:, :2]], r"an array of shape \(1, 2\) for image 0"),
+                          ([boxes[0] * np.inf], "non-finite coordinates for image 0")]:  # fmt: skip
+        with pytest.raises(ValueError, match=keras_error("true_boxes", received)):
+            detection.mean_average_precision(bad, labels, boxes, scores, labels, 1)
+    with pytest.raises(ValueError, match=keras_error("pred_labels", r"the labels \[3\] for image 0")):
+        detection.mean_average_precision(boxes, labels, boxes, scores, [np.array([3])], 1)
+
+
+def test_checked_detections_names_the_arguments_it_is_given():
+    with pytest.raises(ValueError, match=keras_error("predictions[1]", "non-finite scores for image 0")):
+        detection.checked_detections(0, [[1, 1, 5, 5]], [0], 1, "pred", [np.nan], names=("a", "b", "predictions[1]"))
+    with pytest.raises(ValueError, match=r"argument `boxes`. Received: boxes='the box \[5.0, 1.0, 1.0, 5.0\]'\. "):
+        detection.checked_detections(None, [[5, 1, 1, 5]], [0], 1, "true", names=("boxes", "labels", "scores"))
+
+
+def test_show_scenes_draws_each_box_where_it_is_and_refuses_bad_predictions():
+    import matplotlib.pyplot as plt
+
+    items, labels, backgrounds = items_and_backgrounds()
+    scenes = detection.make_scenes(items, labels, backgrounds, 2, [0, 1, 2], objects=(1, 2), sizes=(8, 30))
+    predictions = ([b + 0.25 for b in scenes.boxes], [np.full(len(b), 0.9) for b in scenes.boxes], scenes.labels)
+    figure = detection.show_scenes(scenes, 2, 2, predictions=predictions)
+    drawn = [(*p.get_xy(), p.get_width(), p.get_height()) for ax in figure.axes for p in ax.patches]
+    expected = []
+    for truth, predicted in zip(scenes.boxes, predictions[0]):
+        expected += [(x1 - 0.5, y1 - 0.5, x2 - x1, y2 - y1) for x1, y1, x2, y2 in truth]
+        expected += [(x1 - 0.5, y1 - 0.5, x2 - x1, y2 - y1) for x1, y1, x2, y2 in predicted]
+    assert drawn == expected  # xywh rectangles, half a pixel out: around the edge pixels
+    plt.close(figure)
+    with pytest.raises(ValueError, match=keras_error("predictions", r"3 parts of lengths \[1, 2, 2\]")):
+        detection.show_scenes(scenes, 2, predictions=(predictions[0][:1], *predictions[1:]))
+    nan_score = (predictions[0], [predictions[1][0], predictions[1][1] * np.nan], predictions[2])
+    with pytest.raises(ValueError, match=r"argument `predictions\[1\]`. Received: .*non-finite scores for image 1"):
+        detection.show_scenes(scenes, 2, predictions=nan_score)
+    with pytest.raises(ValueError, match="Invalid value for argument `count`"):
+        detection.show_scenes(scenes, 0)
 
 
 def test_focal_and_box_losses_are_zero_or_small_for_right_answers():

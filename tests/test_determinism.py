@@ -18,7 +18,7 @@ def _train(seed: int) -> dict[str, list[float]]:
         [keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 3, activation="relu"), keras.layers.Conv2D(8, 3)],
         name="tiny_base",
     )
-    model = tlkit.build_classifier(base, 2, "mobilenet_0.25", dropout=0.5, augment=tlkit.augmentation())
+    model = tlkit.build_classifier(base, 2, "mobilenet_0.25", dropout=0.5, augment=tlkit.augment.augmentation())
     tlkit.compile_model(model, 1e-2)
     history = tlkit.fit(
         model, tlkit.to_tf(data, 8, shuffle=True, seed=seed), tlkit.to_tf(data, 16), epochs=3, verbose=0

@@ -57,7 +57,8 @@ def test_train_head_learns_a_separable_problem():
     centres = rng.normal(0, 4 / np.sqrt(2), (3, 16))
     labels = np.arange(120) % 3
     x = (centres[labels] + rng.normal(size=(120, 16))).astype("float32")
-    head, history = tlkit.train_head(x[:60], labels[:60], 3, val=(x[60:], labels[60:]), epochs=20, learning_rate=5e-2)
+    history = tlkit.train_head(x[:60], labels[:60], 3, val=(x[60:], labels[60:]), epochs=20, learning_rate=5e-2)
+    head = history.model
     assert history.epochs == 20
     assert history.last("val_accuracy") >= 0.95
     # Dropout is off at inference: the accuracy equals the last epoch's validation accuracy.
@@ -72,7 +73,8 @@ def test_train_head_is_fixed_by_the_seed():
 
     def trained(seed: int) -> list[np.ndarray]:
         tlkit.set_seed(seed)
-        head, history = tlkit.train_head(x, labels, 2, epochs=3, batch_size=8)
+        history = tlkit.train_head(x, labels, 2, epochs=3, batch_size=8)
+        head = history.model
         return [*head.get_weights(), np.array(history.history["loss"])]
 
     first = trained(0)
@@ -95,7 +97,7 @@ def test_copy_head_makes_the_classifier_equal_head_on_features(live_base, random
     images, labels = random_images(12, 32), np.arange(12) % 3
     classifier = tlkit.build_classifier(live_base, 3, BACKBONE, dropout=0.5)
     features = tlkit.extract(tlkit.feature_extractor(live_base, BACKBONE), images)
-    head, _ = tlkit.train_head(features, labels, 3, epochs=1, dropout=0.5)
+    head = tlkit.train_head(features, labels, 3, epochs=1, dropout=0.5).model
     dense = head.get_layer("head")  # weights far from the fresh classifier's, so that copying shows
     dense.set_weights([np.random.default_rng(1).normal(0, 3, w.shape) for w in dense.get_weights()])
     expected = head.predict(features, verbose=0)
@@ -110,12 +112,13 @@ def test_train_head_with_hidden_layers():
     """`hidden=(8, 4)` puts two relu layers before the output layer; the linear head has none."""
     x = np.random.default_rng(0).normal(size=(12, 5)).astype("float32")
     labels = np.arange(12) % 3
-    head, history = tlkit.train_head(x, labels, 3, epochs=2, hidden=(8, 4))
+    history = tlkit.train_head(x, labels, 3, epochs=2, hidden=(8, 4))
+    head = history.model
     dense = [layer for layer in head.layers if isinstance(layer, keras.layers.Dense)]
     assert [(d.name, d.units) for d in dense] == [("hidden_1", 8), ("hidden_2", 4), ("head", 3)]
     assert [d.activation.__name__ for d in dense] == ["relu", "relu", "softmax"]
     assert len(history.history["loss"]) == 2
-    linear, _ = tlkit.train_head(x, labels, 3, epochs=1)
+    linear = tlkit.train_head(x, labels, 3, epochs=1).model
     assert [layer.name for layer in linear.layers if isinstance(layer, keras.layers.Dense)] == ["head"]
 
 
@@ -126,7 +129,7 @@ def test_train_head_rejects_bad_hidden(hidden):
 
 
 def test_copy_head_refuses_a_head_with_hidden_layers(live_base):
-    head, _ = tlkit.train_head(np.ones((4, 256), np.float32), [0, 1, 0, 1], 2, epochs=1, hidden=(4,))
+    head = tlkit.train_head(np.ones((4, 256), np.float32), [0, 1, 0, 1], 2, epochs=1, hidden=(4,)).model
     classifier = tlkit.build_classifier(live_base, 2, BACKBONE)
     with pytest.raises(ValueError, match=r"hidden layers \['hidden_1'\]"):
         tlkit.copy_head(head, classifier)

@@ -64,7 +64,7 @@ def test_non_numeric_images_and_labels_are_refused():
         tlkit.from_arrays(np.full((4, 8, 8, 3), "a"), [0, 1, 0, 1])
     with pytest.raises(ValueError, match="np.unique"):
         tlkit.from_arrays(_images(4), np.array(["cat", "dog", "cat", "dog"]))
-    with pytest.raises(ValueError, match="single value 0"):
+    with pytest.raises(ValueError, match=r"single class \(0\) in 4 images"):
         tlkit.from_arrays(_images(4), [0, 0, 0, 0], ["cat", "dog"])
     with pytest.raises(ValueError, match="distinct names"):
         tlkit.from_arrays(_images(4), [0, 1, 0, 1], ["cat", "cat"])
@@ -92,14 +92,14 @@ def test_a_to_tf_pipeline_is_checked_on_all_its_pixels(mobilenet):
     tlkit.compile_model(model)
     pixels = _images(8).astype(np.float32)
     pixels[5] /= 255  # one image of eight in 0-1: not in the first batch
-    mixed = tlkit.ImageSet(pixels, np.arange(8) % 2, ["a", "b"])  # an ImageSet made by hand, unchecked
+    mixed = tlkit.data.ImageSet(pixels, np.arange(8) % 2, ["a", "b"])  # an ImageSet made by hand, unchecked
     assert tlkit.fit(model, tlkit.to_tf(mixed, 4), epochs=1, verbose=0).epochs == 1  # a mix is 0-255 data
-    scaled = tlkit.ImageSet(pixels / 255, np.arange(8) % 2, ["a", "b"])
+    scaled = tlkit.data.ImageSet(pixels / 255, np.arange(8) % 2, ["a", "b"])
     with pytest.raises(ValueError, match="scaled to 0-1"):
         tlkit.fit(model, tlkit.to_tf(scaled, 4, shuffle=True), epochs=1, verbose=0, callbacks=[_Started()])
     pixels[6, 0, 0, 0] = np.nan  # in the second batch
     with pytest.raises(ValueError, match="NaN or infinite"):
-        tlkit.fit(model, tlkit.to_tf(tlkit.ImageSet(pixels, np.arange(8) % 2, ["a", "b"]), 4), epochs=1,
+        tlkit.fit(model, tlkit.to_tf(tlkit.data.ImageSet(pixels, np.arange(8) % 2, ["a", "b"]), 4), epochs=1,
                   verbose=0, callbacks=[_Started()])  # fmt: skip
 
 
@@ -121,12 +121,12 @@ def test_training_on_one_class_or_nothing_is_refused():
 def test_a_base_says_which_backbone_it_is():
     for name in ("mobilenet_0.25", "mobilenet_v2", "vgg16"):  # three builds keep it quick
         base = tlkit.load_backbone(name, 32, weights=None)
-        assert tlkit.backbone_of(base) == name
-        assert tlkit.backbone_of(tlkit.cut(base, base.layers[-3].name)) == name
+        assert tlkit.backbones.backbone_of(base) == name
+        assert tlkit.backbones.backbone_of(tlkit.cut(base, base.layers[-3].name)) == name
     renamed = tlkit.load_backbone("mobilenet_0.5", 32, weights=None)
     renamed.name = "my_base"  # recognised by its layers (and width)
-    assert tlkit.backbone_of(renamed) == "mobilenet_0.5"
-    assert tlkit.backbone_of(keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])) is None
+    assert tlkit.backbones.backbone_of(renamed) == "mobilenet_0.5"
+    assert tlkit.backbones.backbone_of(keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(2, 3)])) is None
 
 
 def test_build_classifier_reads_the_backbone_from_the_base_and_refuses_another(mobilenet, tmp_path):
@@ -150,7 +150,7 @@ def test_build_classifier_reads_the_backbone_from_the_base_and_refuses_another(m
     assert tlkit.build_classifier(own, 2, "vgg16").get_layer("preprocess").backbone == "vgg16"
     # The name survives saving: a loaded base still says what it is.
     mobilenet.save(tmp_path / "base.keras")
-    assert tlkit.backbone_of(keras.models.load_model(tmp_path / "base.keras")) == "mobilenet_0.25"
+    assert tlkit.backbones.backbone_of(keras.models.load_model(tmp_path / "base.keras")) == "mobilenet_0.25"
 
 
 # ---------------------------------------------------------------------------- argument values
@@ -171,7 +171,7 @@ def test_build_classifier_reads_the_backbone_from_the_base_and_refuses_another(m
         (lambda b: tlkit.extract(tlkit.feature_extractor(b), _images(size=40)), r"40x40 pixels"),
         (lambda b: tlkit.unfreeze_top(b, True), r"Received: blocks=True"),
         (lambda b: tlkit.unfreeze_top(b, 2, train_batchnorm="yes"), r"train_batchnorm"),
-        (lambda b: tlkit.load_backbone("mobilenet_0.25", 0, weights=None), r"got image_size=0"),
+        (lambda b: tlkit.load_backbone("mobilenet_0.25", 0, weights=None), r"Received: image_size=0"),
         (lambda b: tlkit.load_backbone("mobilenet_0.25", 32, weights="ImageNet"), r"Received: weights='ImageNet'"),
         (lambda b: tlkit.load_backbone("mobilenet_0.25", 32, weights=1), r"Received: weights=1"),
         (lambda b: tlkit.compile_model(tlkit.build_classifier(b, 2), -1e-3), r"Received: learning_rate=-0.001"),
@@ -186,6 +186,38 @@ def test_build_classifier_reads_the_backbone_from_the_base_and_refuses_another(m
         (lambda b: tlkit.load_dataset("x/y", 0), r"Received: image_size=0"),
         (lambda b: tlkit.load_dataset("x/y", 32, classes=True), r"Received: classes=True"),
         (lambda b: tlkit.load_dataset("x/y", 32, val_per_class="10%"), r"val_per_class='10%'"),
+        (lambda b: tlkit.feature_extractor(b, layers=["conv_pw_1_relu"] * 2), r"each layer named once"),
+        (lambda b: tlkit.from_arrays(np.repeat(_images(1), 4, axis=0), [0, 1, 0, 1]), r"4 copies of one image"),
+        (lambda b: tlkit.trainable_report("model"), r"Received: model='str'"),
+        (lambda b: tlkit.cut(np.zeros(3), "conv_pw_1_relu"), r"Received: ndarray"),
+        (lambda b: tlkit.set_seed(float("nan")), r"Received: seed=nan"),
+        (lambda b: tlkit.sample_per_class([0, 1, 1], 2), r"smallest class has 1 images"),
+        (lambda b: tlkit.accuracy(tlkit.build_classifier(b, 2), _images(4), [0, 1]), r"labels of shape \(2,\) for 4"),
+        (
+            lambda b: tlkit.copy_head(
+                tlkit.train_head(np.eye(4), [0, 1, 0, 1], 2, epochs=1).model, tlkit.build_classifier(b, 2)
+            ),
+            r"Expected weights \[\(256, 2\)",
+        ),
+        (lambda b: tlkit.train_probes(np.ones((4, 3)), [0, 1, 0, 1], 2), r"Received: features='ndarray'"),
+        (lambda b: tlkit.train_probes([np.ones((4, 3))] * 2, [0, 1, 0, 1], 2, names=["a", "a"]), r"one distinct name"),
+        (lambda b: tlkit.train_probes([np.full((4, 3), np.inf)], [0, 1, 0, 1], 2), r"NaN or infinite"),
+        (
+            lambda b: tlkit.probe_accuracies(tlkit.build_classifier(b, 2), [np.ones((4, 3))] * 2, [0, 1, 0, 1]),
+            r"Expected 1 arrays",
+        ),  # fmt: skip
+        (
+            lambda b: tlkit.experiments.learning_rate_sweep(
+                np.ones((4, 3)), [0, 1, 0, 1], (np.ones((2, 3)), [0, 1]), 2, [1e-3, float("nan")], 0.9, False
+            ),
+            r"learning_rates=nan",
+        ),  # fmt: skip
+        (
+            lambda b: tlkit.experiments.learning_rate_sweep(
+                np.ones((4, 3)), [0, 1, 0, 1], (np.ones((2, 2)), [0, 1]), 2, [1e-3], 0.9, False
+            ),
+            r"val features have 2 columns",
+        ),  # fmt: skip
     ],
 )
 def test_argument_values_out_of_range_are_errors_not_defaults(mobilenet, call, match):
@@ -217,7 +249,7 @@ def test_fit_refuses_an_uncompiled_model_and_a_base_outside_the_model(mobilenet)
         tlkit.fit(model, _images(4), y=[0, 1, 0, 1], epochs=1, verbose=0)
     other = tlkit.load_backbone("mobilenet_0.25", 32, weights=None)
     with pytest.raises(ValueError, match="not a layer of"):
-        tlkit.fit_two_phase(model, other, _images(4), None, 1, 1, unfreeze=tlkit.unfreeze_all)
+        tlkit.train.fit_two_phase(model, other, _images(4), None, 1, 1, unfreeze=tlkit.unfreeze_all)
 
 
 # ---------------------------------------------------------------------------- advise

@@ -49,7 +49,7 @@ def test_range_test_leaves_model_and_optimizer_untouched(data):
     model.fit(data, epochs=1, shuffle=False, verbose=0)  # non-zero Adam moments and BatchNorm statistics
     weights = [w.numpy().copy() for w in model.weights]
     state = [v.numpy().copy() for v in model.optimizer.variables]
-    result = tlkit.lr_find(model, data, min_lr=1e-6, max_lr=1e-1, steps=12)
+    result = tlkit.experiments.lr_find(model, data, min_lr=1e-6, max_lr=1e-1, steps=12)
     assert len(result.lrs) > 1
     for w, before in zip(model.weights, weights):
         np.testing.assert_array_equal(w.numpy(), before, err_msg=w.path)
@@ -61,7 +61,7 @@ def test_range_test_leaves_model_and_optimizer_untouched(data):
 def test_unbuilt_optimizer_is_left_fresh(data):
     model = small_model()
     weights = [w.numpy().copy() for w in model.weights]
-    tlkit.lr_find(model, data, min_lr=1e-6, max_lr=1e-2, steps=5)
+    tlkit.experiments.lr_find(model, data, min_lr=1e-6, max_lr=1e-2, steps=5)
     for w, before in zip(model.weights, weights):
         np.testing.assert_array_equal(w.numpy(), before)
     state = [v for v in model.optimizer.variables if "learning_rate" not in v.path]
@@ -70,7 +70,7 @@ def test_unbuilt_optimizer_is_left_fresh(data):
 
 def test_divergence_stops_early(data):
     model = small_model(keras.optimizers.SGD(1e-3))
-    result = tlkit.lr_find(model, data, min_lr=1e-3, max_lr=1e6, steps=60)
+    result = tlkit.experiments.lr_find(model, data, min_lr=1e-3, max_lr=1e6, steps=60)
     assert result.diverged
     assert len(result.lrs) < 60
     assert result.lr_at_minimum < result.lrs[-1] == result.climb
@@ -96,7 +96,7 @@ def test_suggestion_rule_and_range():
 
 
 def test_suggestion_within_range_on_a_real_run(data):
-    result = tlkit.lr_find(small_model(), data, min_lr=1e-5, max_lr=10.0, steps=20)
+    result = tlkit.experiments.lr_find(small_model(), data, min_lr=1e-5, max_lr=10.0, steps=20)
     assert 1e-5 <= result.suggestion <= 10.0
     expected = (result.climb if result.diverged else result.lr_at_minimum) / 10
     assert result.suggestion == pytest.approx(min(10.0, max(1e-5, expected)))
@@ -118,12 +118,12 @@ def test_suggestion_within_range_on_a_real_run(data):
 )
 def test_bad_arguments_raise_clear_errors(data, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        tlkit.lr_find(small_model(), data, **kwargs)
+        tlkit.experiments.lr_find(small_model(), data, **kwargs)
 
 
 def test_uncompiled_model_and_array_data_raise(data):
     model = small_model()
     with pytest.raises(ValueError, match="not compiled"):
-        tlkit.lr_find(keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)]), data)
+        tlkit.experiments.lr_find(keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)]), data)
     with pytest.raises(ValueError, match="tf.data.Dataset"):
-        tlkit.lr_find(model, np.zeros((4, 8)))
+        tlkit.experiments.lr_find(model, np.zeros((4, 8)))

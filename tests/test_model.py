@@ -38,7 +38,7 @@ def classifier(tiny_base):
 
 def test_freeze_leaves_only_the_head_trainable(tiny_base, classifier):
     assert len(tiny_base.trainable_weights) == len(tiny_base.weights) - 2 * 27  # all but 27 BN moving mean/var
-    tlkit.freeze(tiny_base)
+    tiny_base.trainable = False
     assert tiny_base.trainable_weights == []
     assert paths(classifier.trainable_weights) == HEAD
 
@@ -69,11 +69,11 @@ def test_unfreeze_top_with_train_batchnorm(tiny_base):
 
 
 def test_freeze_up_to_a_named_layer(tiny_base):
-    tlkit.freeze_up_to(tiny_base, "conv_pw_10_relu")
+    tlkit.model.freeze_up_to(tiny_base, "conv_pw_10_relu")
     assert paths(tiny_base.trainable_weights) == convs(11, 12, 13)
-    tlkit.freeze_up_to(tiny_base, "conv_dw_12")  # mid-block: conv_pw_12 onwards learns
+    tlkit.model.freeze_up_to(tiny_base, "conv_dw_12")  # mid-block: conv_pw_12 onwards learns
     assert paths(tiny_base.trainable_weights) == {"conv_pw_12/kernel"} | convs(13)
-    tlkit.freeze_up_to(tiny_base, "conv_pw_12_relu", train_batchnorm=True)
+    tlkit.model.freeze_up_to(tiny_base, "conv_pw_12_relu", train_batchnorm=True)
     assert paths(tiny_base.trainable_weights) == convs(13) | bn_scales(13)
 
 

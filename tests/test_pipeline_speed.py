@@ -23,7 +23,7 @@ def test_augmenting_pipeline_is_reproducible_and_varies_per_epoch(random_images)
     data = tlkit.from_arrays(random_images(12), np.arange(12) % 3)
 
     def pipeline(seed):
-        return tlkit.to_tf(data, 4, shuffle=True, augment=tlkit.augmentation(0.2, seed=0), seed=seed)
+        return tlkit.to_tf(data, 4, shuffle=True, augment=tlkit.augment.augmentation(0.2, seed=0), seed=seed)
 
     ds = pipeline(0)
     first, second = _first_epoch(ds), _first_epoch(ds)
@@ -39,7 +39,7 @@ def test_augmenting_map_holds_no_variable_update(random_images):
     holds `AssignVariableOp` (checked here to fail on `ds.map(lambda x, y: (augment(x), y))`).
     """
     data = tlkit.from_arrays(random_images(8), np.arange(8) % 2)
-    ds = tlkit.to_tf(data, 4, augment=tlkit.augmentation(seed=0))
+    ds = tlkit.to_tf(data, 4, augment=tlkit.augment.augmentation(seed=0))
     graph = tf.compat.v1.GraphDef()
     ignore = tf.data.experimental.ExternalStatePolicy.IGNORE
     graph.ParseFromString(ds._as_serialized_graph(external_state_policy=ignore).numpy())

@@ -25,14 +25,14 @@ def test_sample_grid(random_images):
     assert [ax.get_title() for ax in shown] == ["cat", "dog", "bird", "cat", "dog"]
 
 
-def test_learning_curves_marks_fine_tuning():
+def test_training_curves_mark_fine_tuning():
     two_phase = History({"accuracy": [0.5, 0.6]}) + History({"accuracy": [0.7], "val_accuracy": [0.65]})
-    fig = plots.learning_curves({"run": two_phase, "plain": History({"accuracy": [0.4, 0.5, 0.55]})})
+    fig = plots.training_curves({"run": two_phase, "plain": History({"accuracy": [0.4, 0.5, 0.55]})})
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     vertical = [line for line in ax.lines if len(set(line.get_xdata())) == 1]
     assert [line.get_xdata()[0] for line in vertical] == [2.5]  # between epoch 2 and 3, one run only
-    assert isinstance(plots.learning_curves(two_phase, metric="accuracy"), Figure)
+    assert isinstance(plots.training_curves(two_phase, metric="accuracy"), Figure)
 
 
 def test_confusion_matrix_counts():
@@ -45,6 +45,52 @@ def test_confusion_matrix_counts():
     assert np.trace(counts) == int((y_true == y_pred).sum())
     assert counts[1, 2] == int(((y_true == 1) & (y_pred == 2)).sum())  # rows true, columns predicted
     assert fig.axes[0].get_title() == f"accuracy {np.mean(y_true == y_pred):.3f}"
+
+
+def test_confusion_matrix_is_sklearns_with_every_class_named():
+    from sklearn.metrics import confusion_matrix
+
+    y_true, y_pred = np.array([0, 0, 1, 2, 2, 2]), np.array([0, 1, 1, 2, 0, 2])  # class 3 never occurs
+    names = ["airplanes", "a_very_long_class_name", "c", "d"]
+    fig = plots.confusion_matrix(y_true, y_pred, names, title="frozen base + head")
+    ax = fig.axes[0]
+    shown = np.asarray(ax.images[0].get_array())
+    np.testing.assert_array_equal(shown, confusion_matrix(y_true, y_pred, labels=range(4)))
+    assert shown.shape == (4, 4) and not shown[3].any()  # its row and column, though empty
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["airplanes", "a_very_long_", "c", "d"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["airplanes", "a_very_long_", "c", "d"]
+    assert ax.get_title() == "frozen base + head"
+    assert [t.get_text() for t in ax.texts][:4] == ["1", "1", "0", "0"]  # counts, row 0
+
+
+def test_confusion_matrix_normalized_rows_are_recalls():
+    y_true, y_pred = np.array([0, 0, 0, 1, 1]), np.array([0, 0, 1, 1, 1])
+    fig = plots.confusion_matrix(y_true, y_pred, ["a", "b"], normalize="true")
+    shown = np.asarray(fig.axes[0].images[0].get_array())
+    np.testing.assert_allclose(shown, [[2 / 3, 1 / 3], [0, 1]])
+    assert fig.axes[0].texts[0].get_text() == "0.67"
+    assert fig.axes[0].get_title() == "accuracy 0.800"  # the accuracy, not a normalized number
+
+
+@pytest.mark.parametrize(
+    "y_pred, received",
+    [
+        (np.array([0, 1, 4]), "class indices from 0 to 4"),  # a class the names do not hold
+        (np.array([0, -1, 1]), "class indices from -1 to 1"),  # would index from the end
+        (np.eye(3)[[0, 1, 1]], r"shape \(3, 3\)"),  # one-hot
+        (np.array([0.0, 1.0, 1.0]), "dtype float64"),
+        (np.array([0, 1]), "2 labels for the 3 of `y_true`"),
+        (np.zeros(0, int), r"shape \(0,\)"),
+    ],
+)
+def test_confusion_matrix_refuses_labels_that_are_not_class_indices(y_pred, received):
+    """scikit-learn would leave out labels that are not in `labels=`: the counts would silently fall short."""
+    with pytest.raises(ValueError, match=rf"Invalid value for argument `y_pred`. Received: y_pred='[^']*{received}"):
+        plots.confusion_matrix(np.array([0, 1, 2]), y_pred, ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"Invalid value for argument `y_true`.*class indices 0-2"):
+        plots.confusion_matrix(np.array([0, 1, 3]), np.array([0, 1, 2]), ["a", "b", "c"])
+    with pytest.raises(ValueError, match="Invalid value for argument `normalize`"):
+        plots.confusion_matrix(np.array([0, 1, 2]), np.array([0, 1, 2]), ["a", "b", "c"], normalize="rows")
 
 
 def test_worst_errors_shows_the_most_confident_mistakes(random_images):

@@ -20,7 +20,7 @@ def _depths(seed=0, n=200):
 def test_each_head_learns_only_from_its_own_depth():
     train, y = _depths(0)
     test, y_test = _depths(1)
-    probes = train_probes(train, y, 3, names=["good", "noise", "scaled"], epochs=40, learning_rate=1e-2)
+    probes = train_probes(train, y, 3, names=["good", "noise", "scaled"], epochs=40, learning_rate=1e-2).model
     good, noise, scaled = probe_accuracies(probes, test, y_test)
     # Measured over three data/training seeds: good and scaled 0.965-1.0, noise 0.315-0.36 (chance 0.33).
     assert good > 0.9
@@ -48,7 +48,7 @@ def test_heads_compute_in_float32_under_mixed_precision():
     large = 1e3  # activations of about 1e3: a variance of about 1e6, past float16's largest value (65504)
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        probes = train_probes([(train[0] * large).astype("float16")], y, 3, epochs=40, learning_rate=1e-2)
+        probes = train_probes([(train[0] * large).astype("float16")], y, 3, epochs=40, learning_rate=1e-2).model
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert {probes.get_layer(f"depth_0_{part}").compute_dtype for part in ("norm", "dropout")} == {"float32"}

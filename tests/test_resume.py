@@ -103,7 +103,7 @@ RUN = textwrap.dedent(
         tlkit.compile_model(model, 1e-2)
         history = tlkit.fit(model, train, val, epochs=6, workdir=workdir, verbose=0)
     else:
-        history = tlkit.fit_two_phase(
+        history = tlkit.train.fit_two_phase(
             model, base, train, val, head_epochs=3, fine_tune_epochs=3,
             unfreeze=lambda b: setattr(b, "trainable", True), workdir=workdir, verbose=0,
         )

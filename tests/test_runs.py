@@ -104,7 +104,7 @@ def test_early_stopping_restores_the_best_weights_after_a_resume(tmp_path):
     # every validation label is 1, so epoch 0 stays the best and only its weights can be restored.
     x = np.random.default_rng(0).integers(0, 256, (16, 4, 4, 3)).astype(np.uint8)
     data = _data()
-    val = tlkit.to_tf(tlkit.ImageSet(x, np.ones(16, np.int32), ["a", "b"]), 8)
+    val = tlkit.to_tf(tlkit.data.ImageSet(x, np.ones(16, np.int32), ["a", "b"]), 8)
     workdir, seen = tmp_path / "run", {}
 
     class Spoil(keras.callbacks.Callback):

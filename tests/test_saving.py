@@ -31,7 +31,7 @@ def _reload(model, path):
 
 
 def test_frozen_base_model_reloads_identically(data, tmp_path):
-    model, base = _classifier(augment=tlkit.augmentation())
+    model, base = _classifier(augment=tlkit.augment.augmentation())
     tlkit.fit(model, tlkit.to_tf(data, 8, shuffle=True), tlkit.to_tf(data, 8), epochs=1, workdir=tmp_path, verbose=0)
     loaded = _reload(model, tmp_path / "frozen.keras")
     expected = model.predict(data.images, verbose=0)

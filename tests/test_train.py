@@ -43,7 +43,7 @@ def test_fit_two_phase(live_base, tiny_data):
         seen["weights"] = {w.path: w.numpy().copy() for w in base.weights}
         tlkit.unfreeze_top(base, 1, BACKBONE)
 
-    history = tlkit.fit_two_phase(
+    history = tlkit.train.fit_two_phase(
         model, live_base, *tiny_data, head_epochs=2, fine_tune_epochs=1, unfreeze=unfreeze,
         head_learning_rate=1e-2, fine_tune_learning_rate=1e-4, verbose=0,
     )  # fmt: skip
@@ -62,7 +62,7 @@ def test_fit_two_phase(live_base, tiny_data):
 
 def test_fit_with_workdir_logs_and_keeps_the_best_model(tiny_base, tiny_data, tmp_path):
     model = tlkit.build_classifier(tiny_base, 2, BACKBONE)
-    tlkit.freeze(tiny_base)
+    tiny_base.trainable = False
     tlkit.compile_model(model, 1e-2)
     history = tlkit.fit(model, *tiny_data, epochs=2, workdir=tmp_path / "run", verbose=0)
     with open(tmp_path / "run" / "log.csv") as f:
@@ -83,3 +83,41 @@ def test_fit_with_workdir_logs_and_keeps_the_best_model(tiny_base, tiny_data, tm
     # ...and asked for more epochs, it goes on from the last one.
     more = tlkit.fit(model, *tiny_data, epochs=3, workdir=tmp_path / "run", verbose=0)
     assert more.epochs == 3 and more.history["loss"][:2] == history.history["loss"]
+
+
+def test_a_snapshot_puts_back_weights_and_optimizer_state_exactly():
+    from tlkit.train import Snapshot
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.BatchNormalization()(inputs)))
+    tlkit.compile_model(model, 1e-2)
+    x, y = np.random.default_rng(0).normal(size=(16, 4)).astype("float32"), np.arange(16) % 2
+    start = Snapshot(model)
+    before = [w.numpy().copy() for w in model.weights]
+
+    def run():
+        keras.utils.set_random_seed(1)
+        model.fit(x, y, epochs=2, batch_size=4, verbose=0)
+        return [w.numpy().copy() for w in model.weights]
+
+    first = run()
+    model.optimizer.learning_rate.assign(0.5)
+    start.restore()
+    assert all(np.array_equal(a, b) for a, b in zip(before, (w.numpy() for w in model.weights)))
+    assert int(model.optimizer.iterations.numpy()) == 0 and np.isclose(float(model.optimizer.learning_rate), 1e-2)
+    assert all(np.array_equal(a, b) for a, b in zip(first, run()))  # the same run again, to the last bit
+
+
+def test_one_head_ends_every_classifier(tiny_base):
+    from tlkit.features import head_model
+    from tlkit.probes import probe_model
+
+    names = {layer.name for layer in tlkit.build_classifier(tiny_base, 3).layers}
+    assert {"dropout", "head"} <= names
+    assert [layer.name for layer in head_model(8, 3, hidden=(4,)).layers][1:] == [
+        "hidden_1_dropout", "hidden_1", "dropout", "head"
+    ]  # fmt: skip
+    probes = probe_model([np.ones((4, 2))], 3, names=["early"])
+    assert {"early_dropout", "early"} <= {layer.name for layer in probes.layers}
+    assert probes.get_layer("early").dtype_policy.compute_dtype == "float32"

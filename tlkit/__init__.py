@@ -22,43 +22,27 @@ import importlib
 
 __version__ = "0.1.0"
 
-# Each public name and the submodule that defines it.
+# The core: each public name and the submodule that defines it. A name is here when two or more
+# lessons or assignments use it, and `advise`, the course's answer for a dataset of one's own.
+# Tools of one lesson live in their own namespace, loaded on first use like the rest:
+# `tlkit.detection` (lesson 06), `tlkit.text` (lesson 07), `tlkit.experiments` (lessons 03
+# and 05), `tlkit.plots`; every module is reachable as `tlkit.<module>`.
 _EXPORTS = {
-    "advice": ("CALIBRATION", "LARGE_FROM", "Advice", "advise", "domain_distances", "sample_per_class"),
-    "augment": ("RandomCropFlip", "augmentation"),
-    "backbones": ("BACKBONES", "BackbonePreprocessing", "backbone_of", "block_ends", "get_spec", "load_backbone"),
-    "curves": ("learning_curves", "nested_subset"),
-    "data": ("FASHION_MNIST_CLASSES", "ImageSet", "Splits", "from_arrays", "load_dataset", "to_tf"),
-    "detection": (
-        "Scenes",
-        "box_loss",
-        "decode",
-        "detect",
-        "detection_scenes",
-        "encode",
-        "encode_scenes",
-        "evaluate_detector",
-        "focal_loss",
-        "make_scenes",
-        "mean_average_precision",
-        "retinanet",
-        "show_scenes",
-    ),
-    "features": ("accuracy", "copy_head", "extract", "feature_extractor", "pooled", "train_head"),
-    "range_test": ("RangeTest", "lr_find"),
-    "model": ("build_classifier", "cut", "freeze", "freeze_up_to", "trainable_report", "unfreeze_all", "unfreeze_top"),
+    "advice": ("LARGE_FROM", "advise"),
+    "backbones": ("BackbonePreprocessing", "block_ends", "load_backbone"),
+    "data": ("from_arrays", "load_dataset", "sample_per_class", "to_tf"),
+    "features": ("accuracy", "copy_head", "extract", "feature_extractor", "train_head"),
+    "model": ("build_classifier", "cut", "trainable_report", "unfreeze_all", "unfreeze_top"),
     "probes": ("probe_accuracies", "train_probes"),
     "profiles": ("get_profile", "set_seed", "setup"),
-    "search": ("learning_rate_sweep",),
-    "text": ("WordVectors", "glove_standardize", "load_sentences", "load_word_vectors"),
-    "train": ("History", "compile_model", "fit", "fit_two_phase"),
+    "train": ("compile_model", "fit"),
 }
 _ORIGIN = {name: module for module, names in _EXPORTS.items() for name in names}
-# Submodules reached as attributes (`tlkit.plots.learning_curves`, `tlkit.assets.fetch`).
+# Submodules reached as attributes (`tlkit.plots.training_curves`, `tlkit.assets.fetch`).
 _SUBMODULES = (
     "advice", "assets", "augment", "backbones", "checks", "curves", "data", "detection", "errors",
-    "features", "memory", "model", "network", "plots", "probes", "profiles", "range_test", "runs",
-    "search", "text", "train",
+    "experiments", "features", "layers", "memory", "model", "network", "plots", "probes", "profiles",
+    "range_test", "runs", "search", "text", "train",
 )  # fmt: skip
 
 __all__ = sorted(_ORIGIN)

@@ -26,8 +26,10 @@ import numpy as np
 
 from tlkit.backbones import BackbonePreprocessing, backbone_of, get_spec, load_backbone, resolve_backbone
 from tlkit.checks import check_image_values
-from tlkit.data import ImageSet, Splits
+from tlkit.data import ImageSet, Splits, sample_per_class
 from tlkit.errors import check_int, check_number
+from tlkit.layers import nested_layers
+from tlkit.model import check_base
 
 # Training images per class from which a dataset counts as "large": the size from which fine-tuning can be
 # expected to beat the frozen base. Below it, on every similar set measured, it did not, beyond noise
@@ -57,7 +59,7 @@ STRATEGIES = {
     ("small", "different"): "cut the base before its most ImageNet-specific blocks and train a head on "
     "the earlier features; compare cut depths (lesson 02)",
     ("large", "similar"): "train the head first, then unfreeze the top blocks (or all) and fine-tune at a "
-    "lower learning rate from a range test (tlkit.lr_find; 3-12x below the head's in lesson 03); keep it "
+    "lower learning rate from a range test (tlkit.experiments.lr_find; 3-12x below the head's in lesson 03); keep it "
     "only if it beats the frozen base on "
     "validation: where the frozen features are near perfect, no recipe won (lesson 03)",
     ("large", "different"): "fine-tune the whole network from the pretrained weights, and compare with the "
@@ -119,7 +121,7 @@ def _resized(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def _batchnorm_layers(base: keras.Model) -> list:
-    return [layer for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    return [layer for layer in nested_layers(base) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def _checked_images(images) -> np.ndarray:
@@ -136,8 +138,6 @@ def _checked_images(images) -> np.ndarray:
 def _base_for(backbone, base, image_size):
     """The registry name, the base and the image size the distance is measured with."""
     if base is not None:
-        from tlkit.model import check_base
-
         check_base(base)
         backbone = resolve_backbone(base, backbone) if backbone is not None or backbone_of(base) else None
     name = get_spec(backbone or "mobilenet_0.25").name
@@ -213,16 +213,6 @@ def domain_distances(
     return _layer_distances(layers, means, squares)[0]
 
 
-def sample_per_class(labels: np.ndarray, total: int, seed: int = 0) -> np.ndarray:
-    """Positions of about `total` images spread evenly over the classes (all of a class if it has fewer)."""
-    labels = np.asarray(labels)
-    classes = np.unique(labels)
-    per_class = max(1, total // max(1, len(classes)))
-    rng = np.random.default_rng(seed)
-    picks = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]
-    return np.sort(np.concatenate(picks))
-
-
 def advise(
     dataset: ImageSet | Splits,
     backbone: str | None = None,
@@ -249,6 +239,17 @@ def advise(
             the calibrated one for `backbone` (`CALIBRATION`).
         large_from: images per class from which a dataset counts as "large" (`LARGE_FROM`).
         seed: fixes the sample and the bootstrap.
+
+    Returns:
+        An `Advice`: the quadrant, the strategy, and the numbers behind them (images per class,
+        the domain distance with its interval, the thresholds).
+
+    Example:
+
+    ```python
+    advice = tlkit.advise(tlkit.load_dataset("path/to/photos", 160))
+    print(advice)  # e.g. small + similar: feature extraction, with the measured distance
+    ```
     """
     train = dataset.train if isinstance(dataset, Splits) else dataset
     if not isinstance(train, ImageSet):
@@ -260,8 +261,6 @@ def advise(
     check_int("large_from", large_from, 1)
     check_int("seed", seed)
     if base is not None:
-        from tlkit.model import check_base
-
         check_base(base)
     name = get_spec(resolve_backbone(base, backbone) if base is not None and (backbone or backbone_of(base))
                     else (backbone or "mobilenet_0.25")).name  # fmt: skip
@@ -269,8 +268,8 @@ def advise(
         if name not in CALIBRATION:
             raise ValueError(
                 f"No calibrated distance threshold for {name} (calibrated: {', '.join(CALIBRATION)}). "
-                "Measure tlkit.domain_distances(...).mean() on a dataset you know is similar and one you know "
-                "is different, and pass distance_threshold= between the two."
+                "Measure tlkit.experiments.domain_distances(...).mean() on a dataset you know is similar and one "
+                "you know is different, and pass distance_threshold= between the two."
             )
         distance_threshold = CALIBRATION[name][1]
     distance_threshold = check_number("distance_threshold", distance_threshold, 0, exclusive_minimum=True)
@@ -281,7 +280,8 @@ def advise(
             f"measure a domain distance that means anything. Received: {len(train)} images. Expected at least "
             f"{MIN_SAMPLE} images of at least 2 classes (the calibration used 50 and more)."
         )
-    picks = sample_per_class(train.labels, sample, seed)
+    each = max(1, sample // int((counts > 0).sum()))  # spread evenly: all of a smaller class
+    picks = sample_per_class(train.labels, each, seed, allow_fewer=True)
     images = _checked_images(train.images[picks])
     distinct = len(np.unique(images.reshape(len(images), -1), axis=0))
     if distinct < MIN_SAMPLE:

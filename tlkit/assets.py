@@ -14,6 +14,10 @@ sentiment sentences, laid out as
 Every file is checked against the project's manifest of SHA-256 hashes (`tlkit/assets.tsv.gz`).
 `SOURCES` below lists where each part comes from; it is the one place that names them.
 
+`locate()` is tlkit's one lookup of the assets folder and `locate_part("datasets/caltech101")`
+its one lookup of a file or folder inside it; both raise `AssetsError` (a `FileNotFoundError`)
+naming what was looked for, where, and the fix. The loaders and lessons call these.
+
     python -m tlkit.assets fetch [--dest DIR] [--only NAME ...]   # or: make assets
     python -m tlkit.assets verify [--dest DIR]
     python -m tlkit.assets locate
@@ -53,8 +57,10 @@ from pathlib import Path
 
 from tlkit.network import NO_NETWORK_ENV, network_available, refused
 
+# The environment variables and the command tlkit's messages name; defined here only, imported elsewhere.
 ASSETS_ENV = "TLKIT_ASSETS"
 MIRROR_ENV = "TLKIT_ASSETS_MIRROR"
+FETCH_COMMAND = "python -m tlkit.assets fetch"
 CHUNK = 1 << 16
 
 
@@ -144,8 +150,11 @@ SOURCES: dict[str, list[Source]] = {
 GLOVE_MEMBER, GLOVE_WORDS = "glove.6B.50d.txt", 20_000
 
 
-class AssetsError(RuntimeError):
-    """A pack could not be fetched, verified or found; the message says what to do."""
+class AssetsError(FileNotFoundError):
+    """The asset pack, or a part of it, could not be found, fetched or verified; the message says what to do.
+
+    A subclass of `FileNotFoundError`, so `except FileNotFoundError` also catches a missing pack.
+    """
 
 
 # ---------------------------------------------------------------------------- manifest
@@ -224,27 +233,101 @@ def default_dest() -> Path:
 def locate(required: bool = True) -> Path | None:
     """The assets folder the lessons and loaders read: `$TLKIT_ASSETS`, else the cache.
 
+    tlkit's one lookup of the folder (`locate_part` finds a file or folder inside it). A set
+    `$TLKIT_ASSETS` must name a folder: it is never passed over for the cache. The cache
+    (`cache_dir()`) counts once it holds anything, such as one part the full profile fetched.
+
     Args:
-        required: raise `AssetsError` (with the ways to get the assets) when there is none;
-            otherwise return `None`.
+        required: when there is no folder, raise `AssetsError`; with `False`, return `None`.
 
     Returns:
-        The folder (absolute), or `None`.
+        The folder (absolute), or `None` when there is none and `required=False`.
+
+    Raises:
+        AssetsError: `$TLKIT_ASSETS` is set to something that is not a folder (whatever
+            `required` says), or there is no folder and `required=True`. The message names the
+            paths looked at and the fix.
+
+    Example:
+
+    ```python
+    folder = tlkit.assets.locate()  # e.g. PosixPath('/home/me/.cache/tlkit/assets')
+    ```
     """
     value = os.environ.get(ASSETS_ENV)
     if value:
         path = Path(value).expanduser().resolve()
         if path.is_dir():
             return path
+        if path.exists():
+            state, fix = "is not a folder", f"(`{FETCH_COMMAND} --dest DIR` fills one)"
+        else:
+            state, fix = "does not exist", f"(`{FETCH_COMMAND}` fetches the pack there)"
         raise AssetsError(
-            f"${ASSETS_ENV} points to {path}, which is not a folder. Set it to a folder laid out like the "
-            "asset pack (weights/, datasets/, embeddings/), or unset it to use the cache."
+            f"${ASSETS_ENV} does not name a folder. Received: {ASSETS_ENV}={value!r}, and {path} {state}. "
+            f"Expected a folder laid out like the asset pack (weights/, datasets/, embeddings/). Point "
+            f"{ASSETS_ENV} at one {fix}, or unset it to use the cache {cache_dir()}."
         )
-    if cache_dir().is_dir() and any(cache_dir().iterdir()):
-        return cache_dir().resolve()
+    cache = cache_dir()
+    if cache.is_dir() and any(cache.iterdir()):
+        return cache.resolve()
     if required:
         raise AssetsError(no_assets_message())
     return None
+
+
+def locate_part(relative: str | os.PathLike, required: bool = True) -> Path | None:
+    """A file or folder of the asset pack, e.g. `datasets/caltech101` or `weights/imagenet_class_index.json`.
+
+    Looks in the folder that `locate` finds (`$TLKIT_ASSETS`, else the cache) and never
+    downloads: the full profile fetches a missing part with `dataset_path` instead.
+
+    Args:
+        relative: the path inside the pack, `/`-separated: `datasets/<name>`, `embeddings/...`,
+            `weights/...`.
+        required: when there is no pack, or it lacks `relative`, raise `AssetsError`; with
+            `False`, return `None`.
+
+    Returns:
+        The path (absolute; it exists), or `None` when it is missing and `required=False`.
+
+    Raises:
+        AssetsError: there is no assets folder, it lacks `relative` (with `required=True`), or
+            `$TLKIT_ASSETS` is set to something that is not a folder. The message names the
+            path looked for, the folder looked in and the fix.
+        ValueError: `relative` is empty, absolute or leads out of the pack (`..`).
+
+    Example:
+
+    ```python
+    folder = tlkit.assets.locate_part("datasets/caltech101")  # <assets>/datasets/caltech101
+    ```
+    """
+    rel = Path(relative)
+    if not rel.parts or rel.is_absolute() or ".." in rel.parts:
+        raise ValueError(
+            f"Invalid value for argument `relative`. Received: relative={str(relative)!r}. Expected a path "
+            "inside the asset pack, e.g. 'datasets/caltech101' or 'embeddings/glove.6B.50d.top20k.txt.gz'."
+        )
+    root = locate(required=False)
+    if root is None:
+        if required:
+            raise AssetsError(no_assets_message(rel.as_posix()))
+        return None
+    path = root / rel
+    if path.exists():
+        return path
+    if not required:
+        return None
+    name = rel.parts[1] if rel.parts[0] == "datasets" and len(rel.parts) > 1 else rel.parts[0]
+    only = f" --only {name}" if name in SOURCES else ""
+    origin = f"${ASSETS_ENV}" if os.environ.get(ASSETS_ENV) else "the cache"
+    raise AssetsError(
+        f"{rel.as_posix()} is missing from the asset pack. Received: the pack {root} ({origin}), where {path} "
+        f"does not exist. Expected a folder laid out like the pack, holding {rel.as_posix()}. Complete the pack with "
+        f"`{FETCH_COMMAND}{only}` (it fills {root}; it needs the internet), or point {ASSETS_ENV} at a copy of "
+        "the pack that holds it."
+    )
 
 
 def missing(folder: str | os.PathLike, only: Iterable[str] | None = None, manifest=None) -> list[Entry]:
@@ -276,32 +359,48 @@ def dataset_path(name: str, download: bool = True) -> Path:
 
     Returns:
         The part's folder, e.g. `<assets>/datasets/caltech101`.
+
+    Raises:
+        AssetsError: the part is incomplete in the folder `locate` finds and `download=False`,
+            `$TLKIT_ASSETS` is not a folder, or fetching fails; or `name` is not a part of the pack.
     """
     name = _check_names([name.replace("_", "-")])[0]
     entries = [e for e in read_manifest() if e.part == name]
     root = entries[0].path.split("/")[0]
     folder = Path(root) / name if root == "datasets" else Path(root)
     here = locate(required=False)
-    if here is not None and not missing(here, [name]):
+    absent = None if here is None else missing(here, [name])
+    if here is not None and not absent:
         return here / folder
     if not download:
         if here is None:
             raise AssetsError(no_assets_message(f"the {name} files"))
         raise AssetsError(
-            f"{here} lacks some of the {name} files. Complete it with `python -m tlkit.assets fetch --dest {here} "
-            f"--only {name}` on a machine with internet, or point {ASSETS_ENV} at a complete copy."
+            f"The asset pack in {here} lacks some of the {name} files. Received: {len(absent)} of {len(entries)} "
+            f"missing or incomplete (e.g. {absent[0].path}). Expected all of them. Complete it with "
+            f"`{FETCH_COMMAND} --dest {here} --only {name}` on a machine with internet, or point {ASSETS_ENV} "
+            "at a complete copy."
         )
     return fetch(only=[name]) / folder
 
 
 def no_assets_message(what: str = "its offline assets", reason: str = "") -> str:
-    """One paragraph: what is missing, and the two ways on."""
+    """One paragraph: there is no assets folder, where tlkit looked, and the two ways on.
+
+    Args:
+        what: what was looked for, e.g. `"datasets/caltech101"` or `"the caltech101 files"`.
+        reason: a sentence added after where tlkit looked (e.g. why fetching failed).
+
+    Returns:
+        The paragraph, in the Received/Expected style of tlkit's errors.
+    """
     reason = f" {reason.strip().rstrip('.')}." if reason else ""
     return (
-        f"tlkit needs {what} (ImageNet weights, Caltech-101, Fashion-MNIST, EuroSAT, GloVe vectors; about "
-        f"260 MB) and found none: ${ASSETS_ENV} is not set and the cache {cache_dir()} is empty.{reason} "
-        f"Two ways on: fetch them once on a machine with internet (`make assets`, or "
-        f"`python -m tlkit.assets fetch --dest DIR`) and copy the folder here, or point ${ASSETS_ENV} at a copy "
+        f"tlkit looked for {what} and found no asset pack (ImageNet weights, Caltech-101, Fashion-MNIST, EuroSAT, "
+        f"GloVe vectors; about 260 MB). Received: ${ASSETS_ENV}, which is not set, and the cache {cache_dir()}, "
+        f"which is empty.{reason} Expected a folder laid out like the pack (weights/, datasets/, embeddings/). "
+        f"Two ways on: fetch it once on a machine with internet (`{FETCH_COMMAND}` or `make assets`; with "
+        f"`--dest DIR` to copy the folder here from elsewhere), or point ${ASSETS_ENV} at a copy "
         f"(`export {ASSETS_ENV}=/path/to/assets`). A classroom mirror works too: `{MIRROR_ENV}=http://host/assets/`."
     )
 
@@ -672,22 +771,27 @@ def ensure(candidates: Iterable[str | os.PathLike] = (), manifest=None, download
     """The folder to run with: `$TLKIT_ASSETS` (never downloads), else the first complete candidate
     or cache, else a fresh fetch into the cache (`download=True`).
 
-    Raises `AssetsError` with one paragraph when none is complete and fetching fails.
+    Args:
+        candidates: folders to try after `$TLKIT_ASSETS`, before the cache.
+        manifest: another manifest file (the tests use a tiny one); default tlkit's.
+        download: fetch into the cache when no folder is complete.
+
+    Returns:
+        A complete pack folder (absolute).
+
+    Raises:
+        AssetsError: one paragraph: `$TLKIT_ASSETS` is not a folder or is incomplete, or no
+            folder is complete and fetching is not allowed or fails.
     """
-    value = os.environ.get(ASSETS_ENV)
-    if value:
-        folder = Path(value).expanduser().resolve()
-        absent = missing(folder, manifest=manifest) if folder.is_dir() else None
-        if absent is None or absent:
-            what = (
-                "is not a folder"
-                if absent is None
-                else f"lacks {len(absent)} of the pack's files (e.g. {absent[0].path})"
-            )
+    if os.environ.get(ASSETS_ENV):
+        folder = locate()  # raises AssetsError if $TLKIT_ASSETS is not a folder
+        absent = missing(folder, manifest=manifest)
+        if absent:
             raise AssetsError(
-                f"${ASSETS_ENV} points to {folder}, which {what}; tlkit does not download into a folder "
-                f"named by ${ASSETS_ENV} unasked. Complete it with `python -m tlkit.assets fetch --dest {folder}` "
-                f"on a machine with internet, or point ${ASSETS_ENV} at a complete copy, or unset it to use the cache."
+                f"${ASSETS_ENV} points to {folder}, which lacks {len(absent)} of the pack's files (e.g. "
+                f"{absent[0].path}); tlkit does not download into a folder named by ${ASSETS_ENV} unasked. Complete "
+                f"it with `{FETCH_COMMAND} --dest {folder}` on a machine with internet, or point ${ASSETS_ENV} at a "
+                "complete copy, or unset it to use the cache."
             )
         return folder
     for candidate in [*candidates, cache_dir()]:

@@ -9,7 +9,6 @@ ImageNet weights on disk before it ever tries a download.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import os
 import re
 from collections.abc import Callable
@@ -17,9 +16,12 @@ from pathlib import Path
 
 import keras
 
-from tlkit.assets import MIRROR_ENV
-from tlkit.errors import suggest
-from tlkit.profiles import ASSETS_ENV, assets_dir, get_profile
+from tlkit.assets import ASSETS_ENV, FETCH_COMMAND, MIRROR_ENV, AssetsError, cache_dir, locate, read_manifest
+from tlkit.data import fetched_part
+from tlkit.errors import check_int, suggest
+from tlkit.layers import nested_layers
+from tlkit.network import require_network
+from tlkit.profiles import get_profile
 
 apps = keras.applications
 
@@ -255,18 +257,24 @@ def resolve_backbone(base: keras.Model, backbone: str | BackboneSpec | None, arg
 
 def check_image_size(spec: BackboneSpec, image_size: int) -> None:
     """Raises a clear error when `image_size` is below what the backbone accepts."""
-    if isinstance(image_size, bool) or not isinstance(image_size, numbers.Integral) or image_size < spec.min_size:
-        raise ValueError(
-            f"{spec.name} needs images of at least {spec.min_size}x{spec.min_size} pixels, "
-            f"got image_size={image_size!r}. Resize the images up (e.g. image_size={spec.default_size}, "
-            f"its default) when you load the data."
-        )
+    check_int("image_size", image_size, spec.min_size, fix=f"{spec.name} needs images of at least "
+              f"{spec.min_size}x{spec.min_size} pixels: resize the images up (e.g. image_size={spec.default_size}, "
+              "its default) when you load the data.")  # fmt: skip
 
 
 def weight_dirs() -> list[Path]:
-    """Where local ImageNet weight files are looked for, in order."""
+    """Where local ImageNet weight files are looked for, in order.
+
+    Returns:
+        `weights/` of the assets folder (`tlkit.assets.locate`: `$TLKIT_ASSETS`, else the cache)
+        when there is one, then `$KERAS_HOME/models` (default `~/.keras/models`). A folder may
+        not exist yet.
+
+    Raises:
+        tlkit.assets.AssetsError: `$TLKIT_ASSETS` is set to something that is not a folder.
+    """
     dirs = []
-    assets = assets_dir(required=False)
+    assets = locate(required=False)
     if assets is not None:
         dirs.append(assets / "weights")
     keras_home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
@@ -279,6 +287,17 @@ def find_weight_file(spec: BackboneSpec, image_size: int) -> Path | None:
 
     Without the classifier, a convolutional base has no size-dependent weights, so a file
     saved at any input size loads at any other.
+
+    Args:
+        spec: the backbone; its `weight_glob` names the files that fit.
+        image_size: the input size the base is built at.
+
+    Returns:
+        A file of `weight_dirs()` (one made for `image_size` if any, else any that fits; ties go to
+        the first path in sorted order), or `None` when there is none.
+
+    Raises:
+        tlkit.assets.AssetsError: `$TLKIT_ASSETS` is set to something that is not a folder.
     """
     found = sorted(p for d in weight_dirs() if d.is_dir() for p in d.glob(spec.weight_glob))
     exact = [p for p in found if f"_{image_size}_" in p.name]
@@ -288,8 +307,6 @@ def find_weight_file(spec: BackboneSpec, image_size: int) -> Path | None:
 def in_pack(spec: BackboneSpec) -> bool:
     """Whether the asset pack holds ImageNet weights for `spec` (MobileNet alpha=0.25 does)."""
     from fnmatch import fnmatch
-
-    from tlkit.assets import read_manifest
 
     return any(e.part == "weights" and fnmatch(e.path.rsplit("/", 1)[-1], spec.weight_glob) for e in read_manifest())
 
@@ -310,7 +327,7 @@ def load_backbone(
     Returns:
         The base, named as `keras.applications` names it (e.g. `mobilenet_0.25_128`): the
         name tells `build_classifier`, `feature_extractor` and `block_ends` which backbone it
-        is (`tlkit.backbone_of(base)`), so they need not be told again.
+        is (`tlkit.backbones.backbone_of(base)`), so they need not be told again.
 
     Example:
 
@@ -344,21 +361,21 @@ def load_backbone(
         return _build_from_file(spec, image_size, local)
     if get_profile().name == "offline":
         looked = ", ".join(str(d) for d in weight_dirs())
-        raise FileNotFoundError(
-            f"No ImageNet weight file for {spec.name} at {image_size}px (looked for {spec.weight_glob!r} "
-            f"in {looked}). The offline profile never downloads: put the file in ${ASSETS_ENV}/weights "
-            f"or $KERAS_HOME/models, or load it by path: load_backbone({spec.name!r}, {image_size}, "
+        if locate(required=False) is None:
+            looked += f" (there is no assets folder: ${ASSETS_ENV} is not set and the cache {cache_dir()} is empty)"
+        fetch = f" (`{FETCH_COMMAND} --only weights` fetches it into the assets folder)" if in_pack(spec) else ""
+        raise AssetsError(
+            f"No ImageNet weight file for {spec.name} at {image_size}px. Received: weights='imagenet', and no file "
+            f"matching {spec.weight_glob!r} in {looked}. Expected the file in weights/ of the assets folder "
+            f"(${ASSETS_ENV}, else the cache) or in $KERAS_HOME/models: the offline profile never downloads. "
+            f"Put the file there{fetch}, or load it by path: load_backbone({spec.name!r}, {image_size}, "
             f"weights='/path/to/file.h5'). Backbones with offline weights: {', '.join(offline_backbones()) or 'none'}."
         )
     if in_pack(spec) and os.environ.get(MIRROR_ENV):  # a classroom mirror serves the pack's weights too
-        from tlkit.data import fetched_part
-
         fetched_part("weights")
         local = find_weight_file(spec, image_size)
         if local is not None:
             return _build_from_file(spec, image_size, local)
-    from tlkit.network import require_network
-
     by_path = (
         f"If you have the weight file, load it by path: load_backbone({spec.name!r}, {image_size}, "
         f"weights='/path/to/{spec.weight_glob.replace('*', str(image_size))}')."
@@ -453,3 +470,8 @@ class BackbonePreprocessing(keras.layers.Layer):
 
 
 keras.saving.register_keras_serializable(package="tlkit")(BackbonePreprocessing)
+
+
+def takes_raw_pixels(model: keras.Model) -> bool:
+    """Whether `model` preprocesses its own input (it holds a `BackbonePreprocessing` layer): it takes 0-255 RGB."""
+    return any(isinstance(layer, BackbonePreprocessing) for layer in nested_layers(model))

@@ -56,19 +56,6 @@ def _first_batch(dataset):
     return np.asarray(element[0]), np.asarray(element[1])
 
 
-def takes_raw_pixels(model) -> bool:
-    """Whether `model` preprocesses its own input (a `BackbonePreprocessing` layer): it takes 0-255 RGB."""
-    from tlkit.backbones import BackbonePreprocessing
-
-    stack = list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop()
-        if isinstance(layer, BackbonePreprocessing):
-            return True
-        stack.extend(getattr(layer, "layers", []))
-    return False
-
-
 def check_image_values(images, role: str = "train", raw_pixels: bool = True, floats_0_1: str = "raise") -> None:
     """Raises when `images` hold no valid pixel values; with `raw_pixels`, when they are not 0-255.
 
@@ -142,12 +129,28 @@ def check_images(model, shape: tuple, role: str = "train") -> None:
 
 
 def check_labels(
-    labels: np.ndarray, num_classes: int, role: str = "train", complete: bool = False, name: str = "the model"
+    labels: np.ndarray,
+    num_classes: int,
+    role: str = "train",
+    complete: bool = False,
+    name: str = "the model",
+    classes: str | None = None,
+    fix: str | None = None,
 ) -> None:
     """Raises when `labels` are not integer class indices that fit `num_classes` outputs.
 
-    With `complete` (all the labels, not one batch), also refuses training labels of a
-    single class and warns when there are more outputs than the labels use.
+    The package's one label check: training, validation and detection labels, and the
+    labels `tlkit.from_arrays` wraps, all go through it.
+
+    Args:
+        labels: one class index per image (a column of them is accepted too).
+        num_classes: how many classes there are: labels run from 0 to `num_classes - 1`.
+        role: what the labels are for, in the message (`"train"`, `"validation"`, ...).
+        complete: the labels are all of them, not one batch: refuse a single class and, for
+            training labels, warn when there are more outputs than the labels use.
+        name: what has the outputs, in the message (`"the model"`, `"the detector"`).
+        classes: how the classes are counted, in the message; default `"{num_classes} outputs"`.
+        fix: the fix for labels out of range; default: build the head with more outputs.
     """
     outputs = num_classes
     labels = np.asarray(labels)
@@ -171,19 +174,22 @@ def check_labels(
         )
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= outputs:
-        raise ValueError(
-            f"The {role} labels run from {low} to {high}, but {name} has {outputs} outputs "
-            f"(labels 0..{outputs - 1}). Build the head with num_classes={max(high + 1, 2)} "
-            "(e.g. num_classes=splits.num_classes), or fix the labels."
+        fix = fix or (
+            f"Build the head with num_classes={max(high + 1, 2)} (e.g. num_classes=splits.num_classes), or fix "
+            "the labels."
         )
-    if complete and role == "train":
+        raise ValueError(
+            f"The {role} labels run from {low} to {high}, but {name} has {classes or f'{outputs} outputs'} "
+            f"(labels 0..{outputs - 1}). {fix}"
+        )
+    if complete:
         if low == high:
             raise ValueError(
-                f"The train labels hold a single class ({low}) in {labels.size} images. Expected images of at "
+                f"The {role} labels hold a single class ({low}) in {labels.size} images. Expected images of at "
                 "least 2 classes: a classifier learns nothing from one. Check the split (e.g. shuffle before "
                 "slicing) or the class selection."
             )
-        if high + 1 < outputs:
+        if role == "train" and high + 1 < outputs:
             warnings.warn(
                 f"{name} has {outputs} outputs but the train labels only use 0..{high}: "
                 f"did you mean num_classes={high + 1}?",
@@ -217,6 +223,31 @@ def _parts(data, labels, role: str):
     if pixels is None:
         raise ValueError(f"The {role} pipeline is empty: it yields no batch. Expected at least one batch.")
     return pixels.shape, pixels, labels, False, len(pixels)
+
+
+def check_features(features, role: str = "features", width: int | None = None) -> np.ndarray:
+    """`features` as an array, if they are finite numbers shaped `(n, width)`; raises otherwise.
+
+    Args:
+        features: cached features, one row per image (`tlkit.extract`).
+        role: what they are, for the message (`"features"`, `"val features"`, ...).
+        width: the number of columns they must have (the training features'), or None.
+
+    Returns:
+        The features as a NumPy array.
+    """
+    features = np.asarray(features)
+    if features.ndim != 2 or not np.issubdtype(features.dtype, np.number) or features.dtype == bool:
+        raise ValueError(
+            f"Invalid {role}. Received: an array of shape {features.shape} and dtype {features.dtype}. Expected "
+            "numbers shaped (n, features), e.g. tlkit.extract(extractor, images) with one output."
+        )
+    if width is not None and features.shape[-1] != width:
+        raise ValueError(f"The {role} have {features.shape[-1]} columns; the training features have {width}.")
+    if not np.isfinite(features).all():
+        raise ValueError(f"The {role} hold NaN or infinite values. Expected finite features: extract them again "
+                         "from 0-255 images (tlkit.extract checks them).")  # fmt: skip
+    return features
 
 
 def check_compiled(model, why: str) -> None:
@@ -266,27 +297,19 @@ def check_output_dtype(model) -> None:
             )
 
 
-def check_training_data(model, train, val=None, y=None) -> int | None:
+def check_training_data(model, train, val=None, y=None, raw_pixels: bool = True) -> int | None:
     """Checks `train` (and `val`) against `model` before training; returns the batch size if known.
 
     Takes what `tlkit.fit` takes: a `tf.data` pipeline of `(images, labels)` batches (all its
     labels and pixels when `tlkit.to_tf` built it; else its first batch), NumPy images with
     `y`, or `(images, labels)` for `val`. Pixel ranges are checked for models that take 0-255
-    images (`takes_raw_pixels`); NaN and infinity for every model.
+    images (`raw_pixels`: `tlkit.backbones.takes_raw_pixels(model)`); NaN and infinity for every model.
     """
-    from tlkit.data import ImageSet
-
     single = not isinstance(model.input_shape, list) and not isinstance(model.output_shape, list)
-    raw_pixels = takes_raw_pixels(model)
     batch_size = None
     for role, data, given_labels in (("train", train, y), ("validation", val, None)):
         if data is None:
             continue
-        if isinstance(data, ImageSet):
-            raise TypeError(
-                f"The {role} data is an ImageSet; pass it as a tf.data pipeline: tlkit.to_tf(data, batch_size) "
-                "(or train, val, test = splits.to_tf(batch_size))."
-            )
         parts = _parts(data, given_labels, role)
         if parts is None:
             continue

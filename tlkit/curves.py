@@ -36,27 +36,13 @@ import keras
 import numpy as np
 
 from tlkit.backbones import BackbonePreprocessing, block_ends, load_backbone
-from tlkit.data import Splits
+from tlkit.data import Splits, sample_per_class
 from tlkit.features import extract
-from tlkit.model import unfreeze_all
+from tlkit.model import classifier_head, unfreeze_all
 from tlkit.profiles import gpus
+from tlkit.train import Snapshot, compile_model
 
 STRATEGIES = ("frozen", "fine_tune_top", "fine_tune_all", "scratch")
-
-
-def nested_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
-    """Positions of `per_class` images of each class; a smaller `per_class` gives a subset of a larger one."""
-    labels = np.asarray(labels)
-    counts = np.bincount(labels)
-    if per_class < 1 or per_class > counts.min():
-        raise ValueError(
-            f"per_class={per_class}, but the smallest class has {counts.min()} training images. "
-            f"Ask for 1 to {counts.min()} per class, or load more images per class."
-        )
-    rng = np.random.default_rng(seed)
-    return np.sort(
-        np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)])
-    )
 
 
 def linear_head(features: np.ndarray, labels: np.ndarray, c: float = 1.0):
@@ -118,15 +104,11 @@ class _Resettable:
 
     def __init__(self, model: keras.Model, learning_rate: float):
         self.model = model
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
-        model.optimizer.build(model.trainable_variables)
-        self.weights = model.get_weights()
-        self.optimizer_state = [v.numpy() for v in model.optimizer.variables]
+        compile_model(model, learning_rate, metrics=())
+        self.start = Snapshot(model)
 
     def run(self, x, y, x_test, y_test, epochs: int, batch_size: int, head=None, seed: int = 0) -> float:
-        self.model.set_weights(self.weights)
-        for variable, value in zip(self.model.optimizer.variables, self.optimizer_state):
-            variable.assign(value)
+        self.start.restore()
         if head is not None:
             self.model.get_layer("head").set_weights(head)
         keras.utils.set_random_seed(seed)
@@ -139,8 +121,7 @@ def _classifier(trunk: keras.Model, num_classes: int, training: bool | None, nam
     inputs = keras.Input(shape=trunk.input_shape[1:])
     x = BackbonePreprocessing(preprocess)(inputs) if preprocess else inputs
     x = trunk(x, training=training)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
+    outputs = classifier_head(keras.layers.GlobalAveragePooling2D()(x), num_classes)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -233,7 +214,7 @@ def _curves_for(splits, backbone, sizes, strategies, epochs, scratch_epochs, top
     k, image_size = splits.num_classes, train.images.shape[1]
     accuracy = {s: [] for s in strategies}
     seconds = dict.fromkeys(strategies, 0.0)
-    subsets = [nested_subset(train.labels, n, seed) for n in sizes]
+    subsets = [sample_per_class(train.labels, n, seed) for n in sizes]
     clock, unit = _clock()
 
     def timed(strategy, fn, *args):

@@ -15,15 +15,19 @@ import io
 import os
 import urllib.parse
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from tlkit.assets import MIRROR_ENV, SOURCES, AssetsError, dataset_path, locate_part
 from tlkit.augment import augmented
-from tlkit.profiles import assets_dir, get_profile
+from tlkit.checks import check_image_values, check_labels, remember_pipeline
+from tlkit.errors import check_int, invalid, suggest
+from tlkit.network import OFFLINE_HINT, probe_url, require_network, require_urls
+from tlkit.profiles import get_profile
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -143,8 +147,6 @@ def _choose_classes(members: dict[str, Sequence], classes, where: str) -> list[s
     classes = [c if c in members else by_lower.get(str(c).lower(), c) for c in classes]
     unknown = [c for c in classes if c not in members]
     if unknown:
-        from tlkit.errors import suggest
-
         hint = suggest(unknown[0], known)
         raise ValueError(f"Unknown class(es) {unknown} in {where}.{hint} Known classes: {', '.join(known)}.")
     repeated = sorted({c for c in classes if classes.count(c) > 1})
@@ -178,7 +180,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 def index_fashion_mnist(folder: str | os.PathLike | None = None) -> _Index:
     """Indexes all 70,000 Fashion-MNIST images (train files first, then t10k)."""
-    folder = Path(folder) if folder is not None else _local_dataset_dir("fashion_mnist")
+    folder = Path(folder) if folder is not None else local_dataset_dir("fashion_mnist")
     parts = [
         (read_idx(folder / f"{p}-images-idx3-ubyte.gz"), read_idx(folder / f"{p}-labels-idx1-ubyte.gz"))
         for p in ("train", "t10k")
@@ -207,8 +209,6 @@ def tfds_download_urls(builder) -> list[str]:
     # ['http://download.tensorflow.org/example_images/flower_photos.tgz', 'https://storage.googleapis.com/...']
     ```
     """
-    from tlkit.network import probe_url
-
     try:
         pinned = sorted(builder.url_infos or ())  # None for a dataset that pins no checksums
     except (AttributeError, OSError, ValueError):  # a builder without its code (read from files) pins none
@@ -227,17 +227,13 @@ def index_tfds(name: str, split: str = "all", data_dir: str | None = None) -> _I
     request within seconds before `download_and_prepare` starts: tfds itself retries an unreachable
     host for minutes.
     """
-    import tensorflow_datasets as tfds
-
-    from tlkit.network import OFFLINE_HINT, require_network, require_urls
+    import tensorflow_datasets as tfds  # imported when used: it loads TensorFlow
 
     if tfds.core.naming.parse_builder_name_kwargs(name)[0].namespace:  # huggingface:, kaggle: are online
         require_network(f"the tfds dataset {name!r}")
     try:
         builder = tfds.builder(name, data_dir=data_dir)  # tfds 4.9 reads no network here
     except tfds.core.registered.DatasetNotFoundError:
-        from tlkit.errors import suggest
-
         known = tfds.list_builders(with_community_datasets=False)
         raise ValueError(
             f"No tfds dataset named {name!r}.{suggest(name, known)} See https://www.tensorflow.org/datasets/catalog, "
@@ -286,10 +282,12 @@ def fetched_part(part: str) -> Path:
 
     Returns:
         The part's folder, e.g. `<cache>/datasets/caltech101`.
-    """
-    from tlkit.assets import MIRROR_ENV, SOURCES, AssetsError, dataset_path
-    from tlkit.network import require_urls
 
+    Raises:
+        ValueError: `part` is not a part of the pack.
+        ConnectionError: the part is absent and its source (or the mirror) cannot be reached.
+        tlkit.assets.AssetsError: `$TLKIT_ASSETS` is not a folder, or fetching the part fails.
+    """
     name = part.replace("_", "-")
     if name not in SOURCES:
         raise ValueError(
@@ -308,14 +306,20 @@ def fetched_part(part: str) -> Path:
     return dataset_path(name)
 
 
-def _local_dataset_dir(name: str) -> Path:
+def local_dataset_dir(name: str) -> Path:
+    """The folder of the pack's dataset `name` (a key of `LOCAL_DATASETS`, e.g. `"caltech101"`).
+
+    The offline profile reads it from the assets folder and never downloads
+    (`tlkit.assets.locate_part`); the full profile's is local if complete, else fetched once
+    (`fetched_part`).
+
+    Raises:
+        tlkit.assets.AssetsError: (offline profile) there is no assets folder, or it lacks
+            `datasets/<folder>`; the message names the path and the fix.
+    """
     if get_profile().name == "full":  # the offline profile's files: local if complete, else fetched once
         return fetched_part(LOCAL_DATASETS[name])
-    assets = assets_dir()
-    folder = assets / "datasets" / LOCAL_DATASETS[name]
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is missing: $TLKIT_ASSETS should hold datasets/{LOCAL_DATASETS[name]}.")
-    return folder
+    return locate_part(f"datasets/{LOCAL_DATASETS[name]}")
 
 
 def index_source(source: str | os.PathLike, classes=None) -> _Index:
@@ -326,7 +330,7 @@ def index_source(source: str | os.PathLike, classes=None) -> _Index:
     if source == "fashion_mnist":
         index = index_fashion_mnist()
     elif source in ("caltech101", "eurosat"):
-        return index_image_folder(_local_dataset_dir(source), classes)
+        return index_image_folder(local_dataset_dir(source), classes)
     elif get_profile().name == "offline":
         raise ValueError(
             f"{source!r} is neither a folder nor a dataset with an offline copy ({', '.join(LOCAL_DATASETS)}). "
@@ -404,6 +408,56 @@ def _per_class_counts(n: int, amount: int | float | None, role: str) -> int:
     return int(amount)
 
 
+def shuffled_by_class(labels: np.ndarray, classes: Sequence[int], seed: int) -> Iterator[np.ndarray]:
+    """The positions of each class's images in a seeded random order, one class after the other.
+
+    Every seeded per-class draw of the package (the splits, `sample_per_class`) shuffles this way.
+    A generator: the shuffles are drawn as the classes are reached.
+    """
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        yield rng.permutation(np.flatnonzero(labels == c))
+
+
+def sample_per_class(labels: np.ndarray, per_class: int, seed: int = 0, allow_fewer: bool = False) -> np.ndarray:
+    """Positions of `per_class` images of each class, drawn at random with `seed`.
+
+    The draws are nested: with the same seed, a smaller `per_class` gives a subset of a larger
+    one (the first images of each class's shuffled order), so a learning curve compares sizes
+    on the same images.
+
+    Args:
+        labels: the class of each image.
+        per_class: how many images of each class to keep.
+        seed: fixes the draw.
+        allow_fewer: keep every image of a class with fewer than `per_class` (instead of raising).
+
+    Returns:
+        The sorted positions of the kept images.
+
+    Example:
+
+    ```python
+    keep = tlkit.sample_per_class(splits.train.labels, 20, seed=0)
+    small = tlkit.from_arrays(splits.train.images[keep], splits.train.labels[keep])
+    ```
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) == 0:
+        raise invalid("labels", f"an array of shape {labels.shape}", "one class index per image, at least one")
+    classes, counts = np.unique(labels, return_counts=True)
+    check_int("per_class", per_class, 1)
+    if not allow_fewer and per_class > counts.min():
+        raise ValueError(
+            f"Invalid value for argument `per_class`. Received: per_class={per_class}, but the smallest class has "
+            f"{counts.min()} images. Expected 1 to {counts.min()}: ask for fewer per class, load more images per "
+            "class, or pass allow_fewer=True to keep all of a smaller class."
+        )
+    check_int("seed", seed)
+    picks = [members[:per_class] for members in shuffled_by_class(labels, classes, seed)]
+    return np.sort(np.concatenate(picks))
+
+
 def split_index(
     labels: np.ndarray,
     class_names: Sequence[str],
@@ -417,10 +471,8 @@ def split_index(
     The test images are drawn first, so the test set does not change when only
     `images_per_class` changes: learning curves compare like with like.
     """
-    rng = np.random.default_rng(seed)
     train, val, test = [], [], []
-    for c, name in enumerate(class_names):
-        members = rng.permutation(np.flatnonzero(labels == c))
+    for name, members in zip(class_names, shuffled_by_class(labels, range(len(class_names)), seed)):
         n_test = _per_class_counts(len(members), test_per_class, "test_per_class")
         n_val = _per_class_counts(len(members), val_per_class, "val_per_class")
         left = len(members) - n_test - n_val
@@ -524,13 +576,10 @@ def load_dataset(
         )
     if image_size is None:
         image_size = get_profile().image_size
-    for name, value in (("image_size", image_size), ("images_per_class", images_per_class)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
-            raise ValueError(
-                f"{name} must be a positive whole number. Received: {name}={value!r}. Expected an integer >= 1."
-            )
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"Invalid value for argument `seed`. Received: seed={seed!r}. Expected an integer.")
+    check_int("image_size", image_size, 1)
+    if images_per_class is not None:
+        check_int("images_per_class", images_per_class, 1, fix="Pass None for every image of each class.")
+    check_int("seed", seed, 0)
     if isinstance(classes, bool):
         raise TypeError(
             f"Invalid value for argument `classes`. Received: classes={classes!r}. "
@@ -564,9 +613,23 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
     dropped with a warning. Values must be 0-255; floats that all lie in [0, 1] (the other
     common way to hold images) are scaled to 0-255, with a warning. Negative values, values
     above 255, NaN and infinity are refused: they would be clipped into garbage.
-    """
-    from tlkit.checks import check_image_values
 
+    Args:
+        images: `(n, height, width)`, `(n, height, width, 1)`, `(n, height, width, 3)` or
+            `(n, height, width, 4)` pixels, 0-255 (or floats in 0-1).
+        labels: one integer class index per image, 0 to `num_classes - 1`.
+        class_names: a name per class; default `"0"`, `"1"`, ...
+
+    Returns:
+        An `ImageSet` of uint8 RGB images and int32 labels.
+
+    Example:
+
+    ```python
+    (x, y), _ = keras.datasets.mnist.load_data()
+    digits = tlkit.from_arrays(x[:500], y[:500])  # grayscale repeated to RGB
+    ```
+    """
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim == 3:
         images = images[..., None]
@@ -603,18 +666,15 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, class_names: Sequence[st
             f"Invalid value for argument `class_names`. Received: class_names={class_names!r}. "
             "Expected a list of distinct names, one per class."
         )
-    num_classes = len(class_names) if class_names is not None else int(labels.max()) + 1
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(
-            f"Labels must lie in [0, {num_classes - 1}] for {num_classes} classes; "
-            f"found {labels.min()}..{labels.max()}. Pass class_names for every class, or fix the labels."
-        )
-    if num_classes < 2 or len(np.unique(labels)) < 2:
-        raise ValueError(
-            "A classifier needs at least 2 classes; the labels hold only one. Received: labels with the single "
-            f"value {labels.flat[0]}. Expected labels of 2 or more classes."
-        )
+    num_classes = len(class_names) if class_names is not None else max(int(labels.max()) + 1, 1)
+    fix = "Pass class_names for every class, or fix the labels."
+    check_labels(labels, num_classes, "input", complete=True, name="the set", classes=f"{num_classes} classes", fix=fix)
     check_image_values(images, "input", floats_0_1="ignore")
+    if all(np.array_equal(image, images[0]) for image in images[1:]):  # stops at the first that differs
+        raise ValueError(
+            f"Invalid value for argument `images`. Received: {len(images)} copies of one image. Expected images that "
+            "differ: a model can learn nothing from them (a blank or repeated file, or an index that never moves?)."
+        )
     if np.issubdtype(images.dtype, np.floating) and 0 < images.max() <= 1:
         warnings.warn(
             f"The images are floats from {float(images.min()):g} to {float(images.max()):g}: read as 0-1 images "
@@ -646,7 +706,7 @@ def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=N
         data: an `ImageSet` (e.g. `splits.train`).
         batch_size: images per batch.
         shuffle: reshuffle every epoch (for training).
-        augment: a layer applied to each batch (e.g. `tlkit.augmentation()`), or None.
+        augment: a layer applied to each batch (e.g. `tlkit.augment.augmentation()`), or None.
         seed: fixes the shuffle order.
 
     Returns:
@@ -659,10 +719,7 @@ def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=N
     history = tlkit.fit(model, train, epochs=5)
     ```
     """
-    import tensorflow as tf
-
-    from tlkit.checks import remember_pipeline
-    from tlkit.errors import check_int
+    import tensorflow as tf  # imported when used: `import tlkit.data` loads no backend
 
     if not isinstance(data, ImageSet):
         raise TypeError(
@@ -673,7 +730,7 @@ def to_tf(data: ImageSet, batch_size: int = 32, shuffle: bool = False, augment=N
     if augment is not None and not callable(augment):
         raise TypeError(
             f"Invalid value for argument `augment`. Received: augment={augment!r}. "
-            "Expected a Keras layer such as tlkit.augmentation(), or None."
+            "Expected a Keras layer such as tlkit.augment.augmentation(), or None."
         )
     ds = tf.data.Dataset.from_tensor_slices((data.images, data.labels))
     if shuffle:

@@ -16,15 +16,42 @@ import functools
 import io
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+from keras.utils import bounding_boxes
 from PIL import Image
 
 from tlkit.checks import check_labels
-from tlkit.errors import check_int, invalid
+from tlkit.data import decode_images, index_fashion_mnist, index_image_folder, local_dataset_dir
+from tlkit.errors import check_int, check_number, invalid
+from tlkit.network import network_available
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 BOX_FORMAT = "xyxy"  # pixels: left, top, right, bottom; right and bottom are exclusive edges
+
+
+def _convert_boxes(boxes: np.ndarray, source: str, target: str) -> np.ndarray:
+    """`keras.utils.bounding_boxes.convert_format` on NumPy boxes, computed in their own float dtype.
+
+    Keras computes in float32 unless told otherwise; in the boxes' dtype (float64 for anything but
+    float32) its arithmetic gives the same bits as the NumPy expressions it replaced.
+    """
+    boxes = np.asarray(boxes)
+    dtype = boxes.dtype if boxes.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    converted = bounding_boxes.convert_format(boxes.astype(dtype), source, target, dtype=dtype.name)
+    return np.asarray(keras.ops.convert_to_numpy(converted), dtype)
+
+
+def _convert_each(boxes: Sequence[np.ndarray], source: str, target: str) -> list[np.ndarray]:
+    """`_convert_boxes` for one `(n, 4)` array an image, in one call for all (a call costs about a millisecond)."""
+    if not boxes:
+        return []
+    converted = _convert_boxes(np.concatenate(boxes), source, target)
+    return np.split(converted, np.cumsum([len(b) for b in boxes])[:-1])
 
 
 @dataclasses.dataclass
@@ -146,9 +173,7 @@ def make_scenes(
 
 @functools.lru_cache(maxsize=4)
 def _backgrounds(image_size: int) -> np.ndarray:
-    from tlkit.data import _local_dataset_dir, decode_images, index_image_folder
-
-    index = index_image_folder(_local_dataset_dir("caltech101"), ["BACKGROUND_Google", "Faces"])
+    index = index_image_folder(local_dataset_dir("caltech101"), ["BACKGROUND_Google", "Faces"])
     paths = [p for p, label in zip(index.items, index.labels) if label == 0]
     images, _ = decode_images(paths, image_size)
     return images
@@ -156,8 +181,6 @@ def _backgrounds(image_size: int) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _fashion_mnist():
-    from tlkit.data import index_fashion_mnist
-
     index = index_fashion_mnist()
     return index.items, index.labels, index.class_names
 
@@ -204,33 +227,47 @@ def detection_scenes(
 # ---------------------------------------------------------------------------- the grid
 
 
-def encode(
-    boxes: np.ndarray, labels: np.ndarray, num_classes: int, image_size: int, stride: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
-    """Encodes one image's boxes onto the detector's grid.
-
-    The cell that holds a box's centre gets the box: a 1 in its class channel, and
-    `(dx, dy, w, h)`: the centre's offset inside the cell (0-1) and the box size as a fraction
-    of the image. The fifth box channel marks the cells that hold a box.
-
-    Returns:
-        `heatmap` (grid, grid, num_classes) and `box_targets` (grid, grid, 5).
-    """
+def _check_grid(image_size: int, stride: int) -> None:
+    check_int("image_size", image_size, 1)
+    check_int("stride", stride, 1)
     if image_size % stride:
         raise invalid("stride", stride, f"a divisor of image_size={image_size}")
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    labels = np.asarray(labels).reshape(-1)
-    if len(boxes) != len(labels):
-        raise invalid("labels", f"{len(labels)} labels", f"one label per box ({len(boxes)} boxes)")
-    if len(boxes) and ((boxes[:, 2:] <= boxes[:, :2]).any() or boxes.min() < 0 or boxes.max() > image_size):
-        raise invalid("boxes", boxes.tolist(), f"xyxy boxes with left < right, top < bottom, inside 0-{image_size}")
-    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise invalid("labels", labels.tolist(), f"class indices in 0-{num_classes - 1}")
+
+
+def _grid_boxes(
+    image: int | None, boxes, labels, num_classes: int, image_size: int, names: tuple[str, str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """`checked_detections` of true boxes, then what the grid also needs: float32 boxes of positive
+    size inside the image."""
+    b, lab, _ = checked_detections(image, boxes, labels, num_classes, "true", names=names)
+    b = b.astype(np.float32)  # as `encode` always computed
+    bad = (b[:, 2:] <= b[:, :2]).any(axis=1) | (b < 0).any(axis=1) | (b > image_size).any(axis=1)
+    if bad.any():
+        where = "" if image is None else f" for image {image}"
+        raise invalid(names[0], f"the box {b[bad][0].tolist()}{where}",
+                      f"xyxy boxes with left < right, top < bottom, inside 0-{image_size}")  # fmt: skip
+    return b, lab
+
+
+def _centres(boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """float32 `center_xywh` of float32 `xyxy` boxes, one array an image, by one `convert_format` call.
+
+    Keras computes the centre as x1 + (x2 - x1) / 2; in float64 that is exactly (x1 + x2) / 2 for
+    float32 corners, so rounded once to float32 it is what `encode` computed in float32 before.
+    """
+    centred = _convert_each([b.astype(np.float64) for b in boxes], BOX_FORMAT, "center_xywh")
+    return [c.astype(np.float32) for c in centred]
+
+
+def _grid_targets(
+    centred: np.ndarray, labels: np.ndarray, num_classes: int, image_size: int, stride: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The heatmap and box targets of one image's `center_xywh` pixel boxes."""
     grid = image_size // stride
     heatmap = np.zeros((grid, grid, num_classes), np.float32)
     targets = np.zeros((grid, grid, 5), np.float32)
-    for (x1, y1, x2, y2), label in zip(boxes, labels):
-        cx, cy = (x1 + x2) / 2 / stride, (y1 + y2) / 2 / stride
+    for (cx, cy, w, h), label in zip(centred, labels):
+        cx, cy = cx / stride, cy / stride  # in cells
         col, row = min(int(cx), grid - 1), min(int(cy), grid - 1)
         if targets[row, col, 4]:
             raise ValueError(
@@ -238,14 +275,80 @@ def encode(
                 "Use scenes whose centres fall into distinct cells (`make_scenes` draws them so)."
             )
         heatmap[row, col, label] = 1.0
-        targets[row, col] = (cx - col, cy - row, (x2 - x1) / image_size, (y2 - y1) / image_size, 1.0)
+        targets[row, col] = (cx - col, cy - row, w / image_size, h / image_size, 1.0)
     return heatmap, targets
 
 
+def encode(
+    boxes: np.ndarray, labels: np.ndarray, num_classes: int, image_size: int, stride: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encodes one image's boxes onto the detector's grid.
+
+    The cell that holds a box's centre gets the box: a 1 in its class channel, and
+    `(dx, dy, w, h)`: the centre's offset inside the cell (0-1) and the box size as a fraction
+    of the image. The fifth box channel marks the cells that hold a box. The centres and sizes
+    come from `keras.utils.bounding_boxes.convert_format(boxes, "xyxy", "center_xywh")`.
+
+    Args:
+        boxes: `(n, 4)` boxes, `xyxy` pixels, of positive size and inside the image (`(0, 4)`
+            for an image without objects).
+        labels: `n` class indices in `[0, num_classes)`.
+        num_classes: the number of classes (channels of the heatmap).
+        image_size: the side of the square image in pixels.
+        stride: the side of a grid cell in pixels; divides `image_size`.
+
+    Returns:
+        `heatmap` (grid, grid, num_classes) and `box_targets` (grid, grid, 5), float32, where
+        `grid = image_size // stride`.
+
+    Raises:
+        ValueError: before any encoding, for boxes that are not a finite `(n, 4)` array, not `xyxy`
+            (x2 < x1), of no width or height, or outside the image, labels outside the classes or
+            not one per box, or two boxes whose centres share a cell.
+
+    Example:
+
+    ```python
+    heatmap, targets = tlkit.detection.encode([[8, 16, 40, 48]], [1], num_classes=2, image_size=64)
+    heatmap[4, 3]  # [0., 1.]: the cell (row 4, col 3) holds the centre (24, 32) of a class-1 box
+    targets[4, 3]  # [0., 0., 0.5, 0.5, 1.]: at the cell's corner, half the image wide and high
+    ```
+    """
+    _check_grid(image_size, stride)
+    boxes, labels = _grid_boxes(None, boxes, labels, num_classes, image_size, ("boxes", "labels", "scores"))
+    return _grid_targets(_centres([boxes])[0], labels, num_classes, image_size, stride)
+
+
 def encode_scenes(scenes: Scenes, stride: int = 8) -> dict[str, np.ndarray]:
-    """`encode` for every scene: `{"classes": (N, g, g, C), "boxes": (N, g, g, 5)}`."""
+    """`encode` for every scene, the targets of a grid detector's `fit`.
+
+    Every scene is checked before any is encoded, and the boxes of all scenes are converted in one
+    call of `keras.utils.bounding_boxes.convert_format`.
+
+    Args:
+        scenes: `Scenes` (e.g. from `detection_scenes`).
+        stride: the side of a grid cell in pixels; divides the scenes' size.
+
+    Returns:
+        `{"classes": (N, g, g, C), "boxes": (N, g, g, 5)}`, float32, as `encode` gives each scene.
+
+    Raises:
+        ValueError: naming the scene, for the boxes and labels that `encode` refuses.
+
+    Example:
+
+    ```python
+    targets = tlkit.detection.encode_scenes(scenes, stride=8)
+    model.fit(scenes.images, targets, epochs=5)  # a model with outputs named "classes" and "boxes"
+    ```
+    """
     size, num_classes = scenes.images.shape[1], len(scenes.class_names)
-    pairs = [encode(b, lab, num_classes, size, stride) for b, lab in zip(scenes.boxes, scenes.labels)]
+    _check_grid(size, stride)
+    names = ("scenes.boxes", "scenes.labels", "scores")
+    given = enumerate(zip(scenes.boxes, scenes.labels))
+    checked = [_grid_boxes(i, b, lab, num_classes, size, names) for i, (b, lab) in given]
+    centred = _centres([b for b, _ in checked])
+    pairs = [_grid_targets(c, lab, num_classes, size, stride) for c, (_, lab) in zip(centred, checked)]
     return {"classes": np.stack([h for h, _ in pairs]), "boxes": np.stack([t for _, t in pairs])}
 
 
@@ -269,17 +372,49 @@ def decode(
     A detection is a cell and class whose score is at least `min_score` and the highest in its
     3x3 neighbourhood (the grid's stand-in for non-maximum suppression, as in CenterNet).
 
+    The boxes are converted from `center_xywh` by `keras.utils.bounding_boxes.convert_format`.
+
     Args:
         class_scores: (grid, grid, C) probabilities (sigmoid of the class logits) or a heatmap.
         box_outputs: (grid, grid, 4 or 5) `(dx, dy, w, h)` per cell.
         image_size: the side of the image in pixels.
+        min_score: the least score of a detection.
+        max_detections: the most detections kept, the highest scores.
 
     Returns:
         `boxes` (k, 4) xyxy pixels, `scores` (k,), `labels` (k,), highest score first.
+
+    Raises:
+        ValueError: for outputs of other shapes, or non-finite scores or boxes (a diverged training).
+
+    Example:
+
+    ```python
+    heatmap, targets = tlkit.detection.encode([[8, 16, 40, 48]], [1], num_classes=2, image_size=64)
+    boxes, scores, labels = tlkit.detection.decode(heatmap, targets, 64)  # [[8, 16, 40, 48]], [1.], [1]
+    ```
     """
+    centred, scores, labels = _grid_detections(class_scores, box_outputs, image_size, min_score, max_detections)
+    return _convert_boxes(centred, "center_xywh", BOX_FORMAT).astype(np.float32), scores, labels
+
+
+def _grid_detections(
+    class_scores, box_outputs, image_size: int, min_score: float, max_detections: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`decode` up to the boxes: their centres and sizes, `center_xywh` pixels (float64)."""
     class_scores, box_outputs = np.asarray(class_scores), np.asarray(box_outputs)
-    if class_scores.ndim != 3 or box_outputs.shape[:2] != class_scores.shape[:2] or box_outputs.shape[2] < 4:
+    if class_scores.ndim != 3:
+        raise invalid("class_scores", f"an array of shape {class_scores.shape}", "(grid, grid, num_classes) scores")
+    if box_outputs.ndim != 3 or box_outputs.shape[:2] != class_scores.shape[:2] or box_outputs.shape[2] < 4:
         raise invalid("box_outputs", box_outputs.shape, f"(grid, grid, 4) beside class_scores {class_scores.shape}")
+    diverged = "Did training diverge (a NaN loss)? Lower the learning rate, or check the images for NaN."
+    if not np.isfinite(class_scores).all():
+        raise invalid("class_scores", "scores with NaN or infinity", "finite scores", diverged)
+    if not np.isfinite(box_outputs[..., :4]).all():
+        raise invalid("box_outputs", "boxes with NaN or infinity", "finite (dx, dy, w, h)", diverged)
+    check_int("image_size", image_size, 1)
+    check_number("min_score", min_score)
+    check_int("max_detections", max_detections, 1)
     grid = class_scores.shape[0]
     stride = image_size / grid
     keep = _peaks(class_scores) & (class_scores >= min_score)
@@ -290,8 +425,8 @@ def decode(
     dx, dy, w, h = (box_outputs[rows, cols, i] for i in range(4))
     cx, cy = (cols + dx) * stride, (rows + dy) * stride
     w, h = w * image_size, h * image_size
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1).astype(np.float32)
-    return boxes, scores.astype(np.float32), labels.astype(np.int32)
+    centred = np.stack([cx, cy, w, h], axis=1).astype(np.float64)  # cx is float64 already, as was `cx - w / 2`
+    return centred, scores.astype(np.float32), labels.astype(np.int32)
 
 
 # ---------------------------------------------------------------------------- losses
@@ -320,12 +455,18 @@ def box_loss(y_true, y_pred):
 
 
 def checked_detections(
-    image: int, boxes, labels, num_classes: int, role: str, scores=None
+    image: int | None,
+    boxes,
+    labels,
+    num_classes: int,
+    role: str,
+    scores=None,
+    names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """One image's boxes, labels (and scores) as arrays, checked before any metric uses them.
 
     Args:
-        image: the image's index, named in the error.
+        image: the image's index, named in the error (None for a function of one image).
         boxes: `(n, 4)` boxes, `xyxy` pixels (an empty list for none). True boxes must have
             x2 >= x1 and y2 >= y1. A predicted box may be inverted (a head that has not learnt
             sizes predicts negative ones): COCOeval gives it a negative area, outside every
@@ -334,6 +475,8 @@ def checked_detections(
         num_classes: the number of classes.
         role: `"true"` or `"pred"`, the prefix of the argument names in the error.
         scores: `n` finite scores (predictions only).
+        names: the argument names the errors give for the boxes, the labels and the scores
+            (default `{role}_boxes`, `{role}_labels`, `{role}_scores`).
 
     Returns:
         `(boxes, labels, scores)`: float `(n, 4)`, int `(n,)`, float `(n,)` or None.
@@ -345,32 +488,45 @@ def checked_detections(
     checked_detections(0, [[10, 2, 2, 12]], [1], 3, "true")  # ValueError: a true box with x2 < x1
     ```
     """
-    b = np.asarray(boxes, float)
+    box_name, label_name, score_name = names or (f"{role}_boxes", f"{role}_labels", f"{role}_scores")
+    where = "" if image is None else f" for image {image}"
+    try:
+        b = np.asarray(boxes, float)
+    except (TypeError, ValueError):  # ragged lists, text
+        raise invalid(box_name, f"{str(boxes)[:60]}{where}", "(n, 4) numbers per image, xyxy boxes") from None
     b = b.reshape(0, 4) if b.size == 0 else b
-    where = f"image {image}"
     if b.ndim != 2 or b.shape[1] != 4:
-        raise invalid(f"{role}_boxes", f"an array of shape {b.shape} for {where}", "(n, 4) boxes per image, xyxy")
+        raise invalid(box_name, f"an array of shape {b.shape}{where}", "(n, 4) boxes per image, xyxy")
     if not np.isfinite(b).all():
-        raise invalid(f"{role}_boxes", f"non-finite coordinates for {where}", "finite xyxy pixel coordinates")
+        raise invalid(box_name, f"non-finite coordinates{where}", "finite xyxy pixel coordinates")
     if role == "true" and ((b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any()):
         first = b[(b[:, 2] < b[:, 0]) | (b[:, 3] < b[:, 1])][0].tolist()
         raise invalid(
-            f"{role}_boxes", f"the box {first} for {where}", "xyxy boxes, x2 >= x1 and y2 >= y1",
+            box_name, f"the box {first}{where}", "xyxy boxes, x2 >= x1 and y2 >= y1",
             "Boxes in another format (xywh, yxyx)? keras.utils.bounding_boxes.convert_format converts them.",
         )  # fmt: skip
     lab = np.asarray(labels).reshape(-1)
     if len(lab) != len(b):
-        raise invalid(f"{role}_labels", f"{len(lab)} labels for {where}", f"one per box ({len(b)} boxes)")
+        raise invalid(label_name, f"{len(lab)} labels{where}", f"one per box ({len(b)} boxes)")
     if len(lab):  # an image may have no boxes; check_labels refuses empty labels
-        check_labels(lab, num_classes, role=f"{role} ({where})", name="the detector")
+        try:
+            check_labels(lab, num_classes, role=role + ("" if image is None else f" (image {image})"),
+                         name="the detector")  # fmt: skip
+        except ValueError as error:  # the package's one label check, in the form of every argument error
+            shown = f"{lab[:6].tolist()}{'...' if len(lab) > 6 else ''}"
+            raise invalid(label_name, f"the labels {shown}{where}", f"integer class indices in [0, {num_classes})",
+                          str(error)) from None  # fmt: skip
     if scores is None:
         return b, lab.astype(int), None
-    s = np.asarray(scores, float).reshape(-1)
+    try:
+        s = np.asarray(scores, float).reshape(-1)
+    except (TypeError, ValueError):
+        raise invalid(score_name, f"{str(scores)[:60]}{where}", "one number per box") from None
     if len(s) != len(b):
-        raise invalid(f"{role}_scores", f"{len(s)} scores for {where}", f"one per box ({len(b)} boxes)")
+        raise invalid(score_name, f"{len(s)} scores{where}", f"one per box ({len(b)} boxes)")
     if not np.isfinite(s).all():
         raise invalid(
-            f"{role}_scores", f"non-finite scores for {where}", "finite scores",
+            score_name, f"non-finite scores{where}", "finite scores",
             "A NaN score would sort anywhere and make the mAP meaningless: did training diverge?",
         )  # fmt: skip
     return b, lab.astype(int), s
@@ -379,11 +535,12 @@ def checked_detections(
 def _coco_ground_truth(boxes, labels, num_classes):
     from pycocotools.coco import COCO
 
+    checked = [checked_detections(i, b, lab, num_classes, "true") for i, (b, lab) in enumerate(zip(boxes, labels))]
+    converted = _convert_each([b for b, _, _ in checked], BOX_FORMAT, "xywh")
     annotations = []
-    for image_id, (b, lab) in enumerate(zip(boxes, labels)):
-        b, lab, _ = checked_detections(image_id, b, lab, num_classes, "true")
-        for (x1, y1, x2, y2), c in zip(b, lab):
-            box = {"bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0}
+    for image_id, ((_, lab, _), xywh) in enumerate(zip(checked, converted)):
+        for (x, y, w, h), c in zip(xywh, lab):
+            box = {"bbox": [x, y, w, h], "area": w * h, "iscrowd": 0}  # COCO's boxes are xywh
             annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": int(c), **box})
     coco = COCO()
     coco.dataset = {"images": [{"id": i} for i in range(len(boxes))], "annotations": annotations,
@@ -426,7 +583,7 @@ def mean_average_precision(
 
     ```python
     boxes, labels = [np.array([[10, 10, 30, 30]])], [np.array([0])]
-    tlkit.mean_average_precision(boxes, labels, boxes, [np.array([0.9])], labels, 1)  # 1.0
+    tlkit.detection.mean_average_precision(boxes, labels, boxes, [np.array([0.9])], labels, 1)  # 1.0
     ```
     """
     from pycocotools.cocoeval import COCOeval
@@ -438,11 +595,13 @@ def mean_average_precision(
         raise invalid("iou", iou, "a threshold between 0 and 1")
     check_int("num_classes", num_classes, minimum=1)
     truth = _coco_ground_truth(true_boxes, true_labels, num_classes)
+    predictions = [checked_detections(i, b, lab, num_classes, "pred", s)
+                   for i, (b, s, lab) in enumerate(zip(pred_boxes, pred_scores, pred_labels))]  # fmt: skip
     detections = []
-    for image_id, (b, s, lab) in enumerate(zip(pred_boxes, pred_scores, pred_labels)):
-        b, lab, s = checked_detections(image_id, b, lab, num_classes, "pred", s)
-        for (x1, y1, x2, y2), score, c in zip(b, s, lab):
-            detections.append({"image_id": image_id, "category_id": int(c), "bbox": [x1, y1, x2 - x1, y2 - y1],
+    converted = _convert_each([b for b, _, _ in predictions], BOX_FORMAT, "xywh")
+    for image_id, ((_, lab, s), xywh) in enumerate(zip(predictions, converted)):
+        for (x, y, w, h), score, c in zip(xywh, s, lab):
+            detections.append({"image_id": image_id, "category_id": int(c), "bbox": [x, y, w, h],
                                "score": float(score)})  # fmt: skip
     if not detections or not truth.dataset["annotations"]:
         return 0.0
@@ -473,19 +632,25 @@ def detect(model: keras.Model, images: np.ndarray, min_score: float = 0.01, batc
 
     Returns:
         Lists of `boxes` (xyxy pixels of `images`), `scores` and `labels`, one array per image.
+
+    Raises:
+        ValueError: when a grid detector's outputs are not finite (a diverged training).
     """
     outputs = model.predict(images, batch_size=batch_size, verbose=0)
     if "num_detections" in outputs:  # a KerasHub detector: decoded and suppressed by the model
         return _kerashub_detections(model, outputs, images.shape[1:3], min_score)
-    scores = 1 / (1 + np.exp(-np.asarray(outputs["classes"], np.float32)))
-    decoded = [decode(s, b, images.shape[1], min_score) for s, b in zip(scores, outputs["boxes"])]
-    return [d[0] for d in decoded], [d[1] for d in decoded], [d[2] for d in decoded]
+    logits, box_outputs = np.asarray(outputs["classes"], np.float32), np.asarray(outputs["boxes"])
+    if not (np.isfinite(logits).all() and np.isfinite(box_outputs).all()):
+        raise invalid("model", "a detector whose outputs hold NaN or infinity", "finite class logits and boxes",
+                      "Did training diverge (a NaN loss)? Lower the learning rate, or check the images.")  # fmt: skip
+    scores = 1 / (1 + np.exp(-logits))
+    found = [_grid_detections(s, b, images.shape[1], min_score, 100) for s, b in zip(scores, box_outputs)]
+    boxes = _convert_each([c for c, _, _ in found], "center_xywh", BOX_FORMAT)  # one call for all images
+    return [b.astype(np.float32) for b in boxes], [f[1] for f in found], [f[2] for f in found]
 
 
 def _kerashub_detections(model, outputs, input_size: tuple[int, int], min_score: float):
     """Slices each image's detections and maps their boxes into the frame of the input images."""
-    from keras.utils import bounding_boxes
-
     converter = getattr(getattr(model, "preprocessor", None), "image_converter", None)
     resized = tuple(converter.image_size) if converter is not None and converter.image_size else tuple(input_size)
     boxes = bounding_boxes.convert_format(
@@ -554,12 +719,63 @@ def evaluate_detector(model: keras.Model, scenes: Scenes, iou: float = 0.5, batc
 # ---------------------------------------------------------------------------- plots
 
 
-def show_scenes(scenes: Scenes, count: int = 6, columns: int = 6, predictions=None):
-    """Draws scenes with their boxes (and, if given, `(boxes, scores, labels)` predictions dashed)."""
+def show_scenes(
+    scenes: Scenes,
+    count: int = 6,
+    columns: int = 6,
+    predictions: tuple[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+) -> Figure:
+    """Draws scenes with their boxes (and, if given, the predictions scoring at least 0.3, dashed).
+
+    Args:
+        scenes: `Scenes` (e.g. from `detection_scenes`).
+        count: how many of the first scenes to draw (at most all of them).
+        columns: scenes a row.
+        predictions: `(boxes, scores, labels)` as `detect` returns them, one array per image of
+            (at least) the drawn scenes; `xyxy` pixels.
+
+    Returns:
+        The matplotlib `Figure`.
+
+    Raises:
+        ValueError: before drawing, for boxes that are not finite `(n, 4)` arrays, true boxes with
+            x2 < x1 or y2 < y1, labels outside the classes, non-finite scores, or too few predictions.
+
+    Example:
+
+    ```python
+    predicted = tlkit.detection.detect(model, scenes.images[:6])
+    tlkit.detection.show_scenes(scenes, 6, predictions=predicted)
+    ```
+    """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
+    check_int("count", count, 1)
+    check_int("columns", columns, 1)
     count = min(count, len(scenes))
+    num_classes = len(scenes.class_names)
+    truth = [checked_detections(i, scenes.boxes[i], scenes.labels[i], num_classes, "true",
+                                names=("scenes.boxes", "scenes.labels", "scores")) for i in range(count)]  # fmt: skip
+    predicted = [(np.zeros((0, 4)), np.zeros(0, int), np.zeros(0))] * count  # (boxes, labels, scores)
+    if predictions is not None:
+        if len(predictions) != 3 or any(len(p) < count for p in predictions):
+            raise invalid(
+                "predictions",
+                f"{len(predictions)} parts of lengths {[len(p) for p in predictions]}",
+                f"(boxes, scores, labels) for at least the {count} scenes drawn, as `detect` returns",
+            )
+        boxes, scores, labels = predictions
+        predicted = [checked_detections(i, boxes[i], labels[i], num_classes, "pred", scores[i],
+                                        names=("predictions[0]", "predictions[2]", "predictions[1]"))
+                     for i in range(count)]  # fmt: skip
+
+    def xywh(checked, given) -> list[np.ndarray]:  # matplotlib's rectangles; in the float dtype the boxes came in
+        dtype = np.result_type(np.float32, *(np.asarray(b).dtype for b in given))
+        return _convert_each([b.astype(dtype) for b, _, _ in checked], BOX_FORMAT, "xywh")
+
+    true_xywh = xywh(truth, scenes.boxes[:count])
+    predicted_xywh = xywh(predicted, [] if predictions is None else predictions[0][:count])
     rows = -(-count // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2 * rows), squeeze=False)
     colours = plt.get_cmap("tab10")
@@ -568,13 +784,12 @@ def show_scenes(scenes: Scenes, count: int = 6, columns: int = 6, predictions=No
         if i >= count:
             continue
         ax.imshow(scenes.images[i])
-        for (x1, y1, x2, y2), c in zip(scenes.boxes[i], scenes.labels[i]):
-            ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color=colours(c), lw=1.5))
-            ax.text(x1, y1 - 2, scenes.class_names[c], color=colours(c), fontsize=7)
-        if predictions is not None:
-            for (x1, y1, x2, y2), s in zip(predictions[0][i], predictions[1][i]):
-                if s >= 0.3:
-                    ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, color="w", ls="--"))
+        for (x, y, w, h), c in zip(true_xywh[i], truth[i][1]):  # a pixel's edges lie half a pixel around it
+            ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, color=colours(c), lw=1.5))
+            ax.text(x, y - 2, scenes.class_names[c], color=colours(c), fontsize=7)
+        for (x, y, w, h), s in zip(predicted_xywh[i], predicted[i][2]):
+            if s >= 0.3:
+                ax.add_patch(Rectangle((x - 0.5, y - 0.5), w, h, fill=False, color="w", ls="--"))
     figure.tight_layout()
     return figure
 
@@ -609,8 +824,6 @@ def _load_detector_preset(preset: str, bounding_box_format: str):
     import os
 
     import keras_hub
-
-    from tlkit.network import network_available
 
     local = os.path.isdir(os.path.expanduser(preset))  # a folder written by `save_to_preset`: no download
     host = next((h for prefix, h in PRESET_HOSTS.items() if preset.startswith(prefix)), "www.kaggle.com")
@@ -661,9 +874,9 @@ def retinanet(
     Example:
 
     ```python
-    model = tlkit.retinanet(2, "retinanet_resnet50_fpn_coco")
+    model = tlkit.detection.retinanet(2, "retinanet_resnet50_fpn_coco")
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
-    boxes, scores, labels = tlkit.detect(model, images)  # in the frame of `images`
+    boxes, scores, labels = tlkit.detection.detect(model, images)  # in the frame of `images`
     ```
     """
     try:

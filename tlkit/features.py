@@ -13,11 +13,12 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from tlkit.backbones import BackbonePreprocessing, resolve_backbone
-from tlkit.checks import check_image_values, check_images, takes_raw_pixels
+from tlkit.backbones import BackbonePreprocessing, resolve_backbone, takes_raw_pixels
+from tlkit.checks import check_features, check_image_values, check_images, check_labels
 from tlkit.errors import check_choice, check_int, check_number, invalid
+from tlkit.model import check_base, classifier_head, layer_index
 from tlkit.runs import NonFiniteStop
-from tlkit.train import History, compile_model
+from tlkit.train import History, compile_model, history_from
 
 
 def pooled(x, pooling: str):
@@ -68,8 +69,6 @@ def feature_extractor(
     features = tlkit.extract(extractor, splits.train.images)  # (n, channels)
     ```
     """
-    from tlkit.model import check_base, layer_index
-
     check_base(base)
     backbone = resolve_backbone(base, backbone)
     check_choice("pooling", pooling, ("avg", "max", "grid", "grid4"))
@@ -78,6 +77,8 @@ def feature_extractor(
             raise invalid("layers", layers, "a non-empty list of layer names, e.g. tlkit.block_ends(base)")
         for name in layers:
             layer_index(base, name)
+        if len(set(layers)) != len(layers):
+            raise invalid("layers", list(layers), "each layer named once (one output per name)")
     base.trainable = False
     inputs = keras.Input(shape=base.input_shape[1:], name="images")
     x = BackbonePreprocessing(backbone, name="preprocess")(inputs)
@@ -109,7 +110,7 @@ def extract(extractor: keras.Model, images: np.ndarray, batch_size: int = 64):
 
     ```python
     train_features = tlkit.extract(extractor, splits.train.images)
-    head, history = tlkit.train_head(train_features, splits.train.labels, splits.num_classes)
+    head = tlkit.train_head(train_features, splits.train.labels, splits.num_classes).model
     ```
     """
     if not isinstance(extractor, keras.Model):
@@ -164,12 +165,7 @@ def head_model(num_features: int, num_classes: int, dropout: float = 0.2, hidden
         A `keras.Model` from features to class probabilities.
     """
     inputs = keras.Input(shape=(num_features,), name="features")
-    x = inputs
-    for i, units in enumerate(hidden, start=1):
-        x = keras.layers.Dropout(dropout, name=f"hidden_{i}_dropout")(x) if dropout else x
-        x = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x) if dropout else x
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
+    outputs = classifier_head(inputs, num_classes, dropout, hidden)
     return keras.Model(inputs, outputs, name="head_on_features")
 
 
@@ -184,8 +180,8 @@ def train_head(
     dropout: float = 0.2,
     hidden: Sequence[int] = (),
     verbose: int = 0,
-) -> tuple[keras.Model, History]:
-    """Trains a head on cached features; returns it and its history.
+) -> History:
+    """Trains a new head on cached features.
 
     Args:
         features, labels: the cached features, one row per image, and their class indices.
@@ -198,7 +194,7 @@ def train_head(
         verbose: passed to `fit`.
 
     Returns:
-        The trained head and its `History`.
+        The `History` of the run; `history.model` is the trained head.
 
     Raises `FloatingPointError` when the loss becomes NaN or infinite (lower the learning rate).
 
@@ -206,15 +202,12 @@ def train_head(
 
     ```python
     features = tlkit.extract(tlkit.feature_extractor(base), splits.train.images)
-    head, history = tlkit.train_head(features, splits.train.labels, splits.num_classes)
+    head = tlkit.train_head(features, splits.train.labels, splits.num_classes).model
     tlkit.copy_head(head, model)  # into the full model built on the same base
     ```
     """
-    from tlkit.checks import check_labels
-
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
-        raise invalid("num_classes", num_classes, "an integer >= 2 (one output per class)")
-    features = _checked_features(features, "features")
+    num_classes = check_int("num_classes", num_classes, 2, fix="One output per class: e.g. splits.num_classes.")
+    features = check_features(features, "features")
     labels = np.asarray(labels)
     if len(features) != len(labels):
         raise ValueError(f"{len(features)} feature rows but {len(labels)} labels: pass one label per image.")
@@ -232,7 +225,7 @@ def train_head(
     if val is not None:
         if not isinstance(val, (tuple, list)) or len(val) != 2:
             raise invalid("val", type(val).__name__, "a (features, labels) pair, or None")
-        val = (_checked_features(val[0], "val features", features.shape[-1]), np.asarray(val[1]))
+        val = (check_features(val[0], "val features", features.shape[-1]), np.asarray(val[1]))
         if len(val[0]) != len(val[1]):
             raise ValueError(f"{len(val[0])} validation feature rows but {len(val[1])} labels.")
         check_labels(val[1], num_classes, role="validation")
@@ -245,7 +238,7 @@ def train_head(
     else:
         data = {"x": features, "y": labels, "batch_size": batch_size, "shuffle": True}
     result = head.fit(**data, validation_data=val, epochs=epochs, verbose=verbose, callbacks=[NonFiniteStop()])
-    return head, History({k: [float(v) for v in vals] for k, vals in result.history.items()})
+    return history_from(result, head)
 
 
 def _dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False):
@@ -258,23 +251,21 @@ def _dataset(features: np.ndarray, labels: np.ndarray, batch_size: int, shuffle:
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _checked_features(features, role: str, width: int | None = None) -> np.ndarray:
-    features = np.asarray(features)
-    if features.ndim != 2 or not np.issubdtype(features.dtype, np.number) or features.dtype == bool:
-        raise ValueError(
-            f"Invalid {role}. Received: an array of shape {features.shape} and dtype {features.dtype}. Expected "
-            "numbers shaped (n, features), e.g. tlkit.extract(extractor, images) with one output."
-        )
-    if width is not None and features.shape[-1] != width:
-        raise ValueError(f"The {role} have {features.shape[-1]} columns; the training features have {width}.")
-    if not np.isfinite(features).all():
-        raise ValueError(f"The {role} hold NaN or infinite values. Expected finite features: extract them again "
-                         "from 0-255 images (tlkit.extract checks them).")  # fmt: skip
-    return features
-
-
 def copy_head(head: keras.Model, classifier: keras.Model) -> None:
-    """Puts a head trained on features into a full `build_classifier` model (layer `head`)."""
+    """Puts a head trained on features into a full `build_classifier` model (layer `head`).
+
+    Args:
+        head: a linear head trained on the base's pooled features (`tlkit.train_head(...).model`).
+        classifier: a `tlkit.build_classifier` model on the same base and number of classes.
+
+    Example:
+
+    ```python
+    head = tlkit.train_head(features, splits.train.labels, splits.num_classes).model
+    model = tlkit.build_classifier(base, splits.num_classes)
+    tlkit.copy_head(head, model)  # fine-tuning starts from a trained head, not a random one
+    ```
+    """
     extra = [layer.name for layer in head.layers if layer.name.startswith("hidden_") and layer.weights]
     if extra:
         raise ValueError(
@@ -282,7 +273,19 @@ def copy_head(head: keras.Model, classifier: keras.Model) -> None:
             "head (train_head without `hidden`): build_classifier has one Dense layer to copy into. Apply a "
             "hidden-layer head to the classifier's features instead: head(feature_extractor(images))."
         )
-    classifier.get_layer("head").set_weights(head.get_layer("head").get_weights())
+    for role, model in (("head", head), ("classifier", classifier)):
+        if not isinstance(model, keras.Model) or "head" not in [layer.name for layer in model.layers]:
+            raise invalid(role, getattr(model, "name", type(model).__name__), "a Keras model with a layer named "
+                          "'head' (tlkit.train_head(...).model, tlkit.build_classifier(...))")  # fmt: skip
+    source, target = head.get_layer("head"), classifier.get_layer("head")
+    shapes = [tuple(w.shape) for w in source.weights], [tuple(w.shape) for w in target.weights]
+    if shapes[0] != shapes[1]:
+        raise ValueError(
+            f"Invalid value for argument `head`. Received: a head with weights {shapes[0]}. Expected weights "
+            f"{shapes[1]}, the classifier's: train the head on the features of the same base (same pooling) "
+            "and with the same num_classes."
+        )
+    target.set_weights(source.get_weights())
 
 
 def accuracy(model: keras.Model, inputs, labels: np.ndarray, batch_size: int = 64) -> float:
@@ -303,5 +306,16 @@ def accuracy(model: keras.Model, inputs, labels: np.ndarray, batch_size: int = 6
     tlkit.accuracy(model, splits.test.images, splits.test.labels)  # e.g. 0.93
     ```
     """
+    if not isinstance(model, keras.Model):
+        raise invalid("model", type(model).__name__, "a Keras classifier or head")
+    labels = np.asarray(labels)
+    first = inputs[0] if isinstance(inputs, (list, tuple)) and inputs else inputs  # a model with several inputs
+    count = len(first) if hasattr(first, "__len__") else len(labels)
+    if labels.ndim != 1 or len(labels) == 0 or len(labels) != count:
+        raise ValueError(
+            f"Invalid value for argument `labels`. Received: labels of shape {labels.shape} for {count} "
+            "inputs. Expected one integer class per input (at least one)."
+        )
+    batch_size = check_int("batch_size", batch_size, 1)
     predictions = model.predict(inputs, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(predictions, axis=-1) == np.asarray(labels)))
+    return float(np.mean(np.argmax(predictions, axis=-1) == labels))

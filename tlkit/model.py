@@ -7,12 +7,13 @@ more than one line: unfreeze the top N blocks, freeze up to a layer, cut at a la
 
 from __future__ import annotations
 
-import numbers
+from collections.abc import Sequence
 
 import keras
 
 from tlkit.backbones import BackbonePreprocessing, block_ends, resolve_backbone
-from tlkit.errors import check_choice, check_int, check_number
+from tlkit.errors import check_choice, check_int, check_number, invalid, suggest
+from tlkit.layers import leaf_layers
 
 
 def check_base(base, argument: str = "base") -> None:
@@ -52,10 +53,10 @@ def build_classifier(
         base: the pretrained base (`tlkit.load_backbone`).
         num_classes: one output per class, at least 2.
         backbone: its registry name, which picks the preprocessing; by default read from
-            the base (`tlkit.backbone_of`). A name that does not match the base is an error.
+            the base (`tlkit.backbones.backbone_of`). A name that does not match the base is an error.
         dropout: the dropout rate before the head, in [0, 1).
         pooling: `"avg"` or `"max"`.
-        augment: a layer applied to the images first (e.g. `tlkit.augmentation()`).
+        augment: a layer applied to the images first (e.g. `tlkit.augment.augmentation()`).
         name: the model's name.
 
     Returns:
@@ -72,18 +73,13 @@ def build_classifier(
     """
     check_base(base)
     backbone = resolve_backbone(base, backbone)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
-        raise ValueError(
-            f"num_classes must be an int of at least 2 (one output per class). Received: num_classes={num_classes!r}. "
-            "Expected e.g. num_classes=splits.num_classes."
-        )
-    num_classes = int(num_classes)
+    num_classes = check_int("num_classes", num_classes, 2, fix="One output per class: e.g. splits.num_classes.")
     check_number("dropout", dropout, 0, 1, exclusive_maximum=True)
     check_choice("pooling", pooling, ("avg", "max"))
     if augment is not None and not callable(augment):
         raise TypeError(
             f"Invalid value for argument `augment`. Received: augment={augment!r}. "
-            "Expected a Keras layer such as tlkit.augmentation(), or None."
+            "Expected a Keras layer such as tlkit.augment.augmentation(), or None."
         )
     if name is not None and not isinstance(name, str):
         raise TypeError(f"Invalid value for argument `name`. Received: name={name!r}. Expected a string or None.")
@@ -92,23 +88,55 @@ def build_classifier(
     x = BackbonePreprocessing(backbone, name="preprocess")(x)
     x = base(x, training=False)
     pool = keras.layers.GlobalAveragePooling2D if pooling == "avg" else keras.layers.GlobalMaxPooling2D
-    x = pool(name="pool")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
+    outputs = classifier_head(pool(name="pool")(x), num_classes, dropout)
     return keras.Model(inputs, outputs, name=name or f"{base.name}_classifier")
 
 
-def freeze(model: keras.Model | keras.layers.Layer) -> None:
-    """Freezes every weight: the same as `model.trainable = False`."""
-    model.trainable = False
+def classifier_head(
+    x,
+    num_classes: int,
+    dropout: float = 0.0,
+    hidden: Sequence[int] = (),
+    name: str = "head",
+    dtype: str | None = None,
+):
+    """The head of every classifier in the course: `[Dropout -> Dense(relu)]* -> Dropout -> Dense(softmax)`.
+
+    `build_classifier`, the heads `tlkit.train_head` trains on cached features, the probes of
+    `tlkit.train_probes` and the models of `tlkit.experiments.learning_curves` all end in it.
+    The softmax layer computes in float32 under any precision policy.
+
+    Args:
+        x: the features, a symbolic tensor `(batch, features)`.
+        num_classes: one output per class.
+        dropout: the dropout rate before each `Dense` layer; 0 for none.
+        hidden: the units of each hidden `Dense(units, "relu")` layer (`hidden_1`, ...); `()`
+            for a linear head.
+        name: the softmax layer's name; its dropout layer is `dropout` for the default name,
+            else `{name}_dropout`.
+        dtype: the dtype policy of the dropout layers (default: the global policy).
+
+    Returns:
+        The class probabilities, a symbolic tensor `(batch, num_classes)`.
+
+    Example:
+
+    ```python
+    features = keras.Input(shape=(256,))
+    head = keras.Model(features, tlkit.model.classifier_head(features, 5, dropout=0.2))
+    ```
+    """
+    for i, units in enumerate(hidden, start=1):
+        x = keras.layers.Dropout(dropout, dtype=dtype, name=f"hidden_{i}_dropout")(x) if dropout else x
+        x = keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, dtype=dtype, name="dropout" if name == "head" else f"{name}_dropout")(x)
+    return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x)
 
 
 def layer_index(base: keras.Model, layer_name: str) -> int:
     names = [layer.name for layer in base.layers]
     if layer_name not in names:
-        from tlkit.errors import suggest
-
         raise ValueError(
             f"{base.name} has no layer {layer_name!r}.{suggest(layer_name, names)} "
             "Use tlkit.block_ends(base, backbone) for the block boundaries."
@@ -164,7 +192,7 @@ def unfreeze_all(base: keras.Model, train_batchnorm: bool = False) -> None:
 def unfreeze_top(base: keras.Model, blocks: int, backbone: str | None = None, train_batchnorm: bool = False) -> None:
     """Unfreezes the top `blocks` blocks of `base` (block boundaries from the registry).
 
-    `backbone` defaults to the base's own (`tlkit.backbone_of`). The layers before them stay
+    `backbone` defaults to the base's own (`tlkit.backbones.backbone_of`). The layers before them stay
     frozen, and BatchNorm stays frozen (inference mode) unless `train_batchnorm`. Compile the
     model again afterwards.
 
@@ -189,7 +217,7 @@ def unfreeze_top(base: keras.Model, blocks: int, backbone: str | None = None, tr
     ends = block_ends(base, backbone)
     check_int("blocks", blocks, 0, len(ends), fix=f"{backbone} has {len(ends)} blocks.")
     if blocks == 0:
-        freeze(base)
+        base.trainable = False
     elif blocks == len(ends):
         unfreeze_all(base, train_batchnorm)
     else:
@@ -197,7 +225,22 @@ def unfreeze_top(base: keras.Model, blocks: int, backbone: str | None = None, tr
 
 
 def cut(base: keras.Model, layer_name: str) -> keras.Model:
-    """The part of `base` from its input to `layer_name` (an earlier, more generic feature layer)."""
+    """The part of `base` from its input to `layer_name` (an earlier, more generic feature layer).
+
+    Args:
+        base: the pretrained base (`tlkit.load_backbone`).
+        layer_name: the last layer to keep, e.g. one of `tlkit.block_ends(base)`.
+
+    Returns:
+        A model from the base's input to that layer's output, sharing the base's weights.
+
+    Example:
+
+    ```python
+    trunk = tlkit.cut(base, tlkit.block_ends(base)[-3])  # drop the top two blocks
+    ```
+    """
+    check_base(base)
     layer_index(base, layer_name)
     return keras.Model(base.input, base.get_layer(layer_name).output, name=f"{base.name}_to_{layer_name}")
 
@@ -226,11 +269,14 @@ def trainable_report(model: keras.Model, max_rows: int = 12) -> str:
     print(tlkit.trainable_report(model))  # only the head's Dense layer learns
     ```
     """
+    if not isinstance(model, keras.layers.Layer):
+        raise invalid("model", type(model).__name__, "a Keras model or layer")
+    check_int("max_rows", max_rows, 1)
     trainable = count_params(model.trainable_weights)
     frozen = count_params(model.non_trainable_weights)
     lines = [f"{model.name}: {trainable:,} trainable / {frozen:,} frozen parameters"]
     runs, batchnorm = [], {"trainable": 0, "frozen": 0}
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         if not layer.weights:
             continue
         state = "trainable" if layer.trainable_weights else "frozen"
@@ -250,11 +296,3 @@ def trainable_report(model: keras.Model, max_rows: int = 12) -> str:
     if any(batchnorm.values()):
         lines.append(f"  BatchNorm: {batchnorm['frozen']} frozen (inference mode), {batchnorm['trainable']} trainable")
     return "\n".join(lines)
-
-
-def _leaf_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _leaf_layers(layer)
-        else:
-            yield layer

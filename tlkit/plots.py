@@ -1,13 +1,18 @@
-"""The figures the lessons show: samples, learning curves, confusion matrices, filters."""
+"""The figures the lessons show: samples, training curves, confusion matrices, filters."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from tlkit.errors import check_choice, invalid
 from tlkit.train import History
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def sample_grid(
@@ -29,7 +34,7 @@ def sample_grid(
     return fig
 
 
-def learning_curves(histories: Mapping[str, History] | History, metric: str = "accuracy", title: str | None = None):
+def training_curves(histories: Mapping[str, History] | History, metric: str = "accuracy", title: str | None = None):
     """Train (dashed) and validation (solid) `metric` per epoch, one colour per run.
 
     A vertical line marks where fine-tuning began in a two-phase run.
@@ -66,23 +71,76 @@ def learning_curves(histories: Mapping[str, History] | History, metric: str = "a
     return fig
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str], title: str | None = None):
-    """A confusion matrix with counts; rows are true classes, columns predictions."""
+def confusion_matrix(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    class_names: Sequence[str],
+    title: str | None = None,
+    normalize: str | None = None,
+) -> Figure:
+    """A confusion matrix, drawn by scikit-learn's `ConfusionMatrixDisplay`.
+
+    Rows are the true classes, columns the predicted ones. Every class of `class_names` has its row
+    and its column, also a class that neither array holds.
+
+    Args:
+        y_true: `(n,)` true class indices in `[0, len(class_names))`.
+        y_pred: `(n,)` predicted class indices, e.g. `probabilities.argmax(-1)`.
+        class_names: the name of each class index (cut to 12 characters on the axes).
+        title: the title; by default the accuracy, e.g. `"accuracy 0.873"`.
+        normalize: `None` for counts, or as in scikit-learn `"true"` (each row sums to 1: the recall
+            of each class), `"pred"` (each column: the precision) or `"all"`.
+
+    Returns:
+        The matplotlib `Figure`. The matrix it shows is `figure.axes[0].images[0].get_array()`,
+        `sklearn.metrics.confusion_matrix(y_true, y_pred, labels=range(len(class_names)))`.
+
+    Raises:
+        ValueError: for labels that are not 1-D integer class indices of `class_names`, or arrays
+            of different lengths.
+
+    Example:
+
+    ```python
+    predictions = classifier.predict(data.test.images, verbose=0).argmax(-1)
+    tlkit.plots.confusion_matrix(data.test.labels, predictions, data.class_names)
+    ```
+    """
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     k = len(class_names)
-    counts = np.zeros((k, k), int)
-    np.add.at(counts, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or labels.size == 0:
+            received = f"an array of shape {labels.shape} and dtype {labels.dtype}"
+        elif len(labels) != len(y_true):
+            received = f"{len(labels)} labels for the {len(y_true)} of `y_true`"
+        elif labels.min() < 0 or labels.max() >= k:
+            received = f"class indices from {labels.min()} to {labels.max()}"
+        else:
+            continue
+        raise invalid(
+            name, received, f"a non-empty 1-D integer array of class indices 0-{k - 1} (one per name in "
+            "`class_names`), as long as `y_true`", "For one-hot labels or probabilities pass `.argmax(-1)`.",
+        )  # fmt: skip
+    if normalize is not None:
+        check_choice("normalize", normalize, ["true", "pred", "all"])
     fig, ax = plt.subplots(figsize=(0.5 * k + 2.5, 0.5 * k + 2))
-    ax.imshow(counts, cmap="Blues")
-    ax.set_xticks(range(k), [str(c)[:12] for c in class_names], rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(k), [str(c)[:12] for c in class_names], fontsize=8)
-    for i in range(k):
-        for j in range(k):
-            if counts[i, j]:
-                color = "white" if counts[i, j] > counts.max() / 2 else "black"
-                ax.text(j, i, counts[i, j], ha="center", va="center", fontsize=7, color=color)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title or f"accuracy {np.mean(np.asarray(y_true) == np.asarray(y_pred)):.3f}")
+    ConfusionMatrixDisplay.from_predictions(
+        y_true,
+        y_pred,
+        labels=np.arange(k),
+        normalize=normalize,
+        display_labels=[str(c)[:12] for c in class_names],
+        cmap="Blues",
+        ax=ax,
+        colorbar=False,
+        values_format=".2f" if normalize else "d",
+        text_kw={"fontsize": 7},
+    )
+    plt.setp(ax.get_xticklabels(), rotation=60, ha="right", fontsize=8)
+    plt.setp(ax.get_yticklabels(), fontsize=8)
+    ax.set_title(title or f"accuracy {np.mean(y_true == y_pred):.3f}")
     fig.tight_layout()
     return fig
 

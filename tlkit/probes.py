@@ -14,6 +14,11 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from tlkit.checks import check_features, check_labels
+from tlkit.errors import check_int, check_number, invalid
+from tlkit.model import classifier_head
+from tlkit.train import History, compile_model, history_from
+
 
 def probe_model(
     features: Sequence[np.ndarray],
@@ -40,9 +45,7 @@ def probe_model(
         x = keras.layers.Normalization(
             mean=f.mean(axis=0), variance=f.var(axis=0), dtype="float32", name=f"{name}_norm"
         )(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, dtype="float32", name=f"{name}_dropout")(x)
-        outputs.append(keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)(x))
+        outputs.append(classifier_head(x, num_classes, dropout, name=name, dtype="float32"))
         inputs.append(inputs_i)
     return keras.Model(inputs, outputs, name="probes")
 
@@ -57,29 +60,87 @@ def train_probes(
     batch_size: int = 32,
     dropout: float = 0.2,
     verbose: int = 0,
-) -> keras.Model:
-    """Trains one head per feature array (one per cut point) in a single `fit`."""
-    from tlkit.checks import check_labels
+) -> History:
+    """Trains one linear head per feature array (one per cut point) in a single `fit`.
 
-    features = [np.asarray(f, np.float32) for f in features]  # float16 features (mixed precision) too
-    if not features:
-        raise ValueError("No features to probe: pass one feature array per cut point.")
+    Args:
+        features: one `(n, features)` array per cut point, e.g. `tlkit.extract(extractor, images)`
+            of an extractor built with `layers=tlkit.block_ends(base)`.
+        labels: the class of each of the `n` images.
+        num_classes: one output per class.
+        names: a name per cut point (the heads' layer names); default `depth_0`, `depth_1`, ...
+        epochs, learning_rate, batch_size: the training run (Adam).
+        dropout: the dropout rate before each head.
+        verbose: passed to `fit`.
+
+    Returns:
+        The `History` of the run; `history.model` holds the heads (`tlkit.probe_accuracies`).
+
+    Example:
+
+    ```python
+    extractor = tlkit.feature_extractor(base, layers=tlkit.block_ends(base))
+    probes = tlkit.train_probes(tlkit.extract(extractor, splits.train.images), splits.train.labels,
+                                splits.num_classes).model
+    tlkit.probe_accuracies(probes, tlkit.extract(extractor, splits.test.images), splits.test.labels)
+    ```
+    """
+    if isinstance(features, np.ndarray) or not isinstance(features, Sequence) or not features:
+        raise invalid(
+            "features",
+            type(features).__name__,
+            "a non-empty list of feature arrays, one per cut point",
+            "e.g. tlkit.extract(tlkit.feature_extractor(base, layers=tlkit.block_ends(base)), images).",
+        )
+    # float16 features (mixed precision) are read in float32
+    features = [check_features(f, f"features[{i}]").astype(np.float32) for i, f in enumerate(features)]
+    labels = np.asarray(labels)
     if any(len(f) != len(labels) for f in features):
         rows = [len(f) for f in features]
         raise ValueError(f"Every feature array needs one row per label ({len(labels)}); got {rows}.")
-    check_labels(labels, num_classes)
+    check_int("num_classes", num_classes, 2, fix="One output per class: e.g. splits.num_classes.")
+    check_labels(labels, num_classes, complete=True)
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
+    check_number("dropout", dropout, 0, 1, exclusive_maximum=True)
+    if names is not None and (isinstance(names, str) or len(set(names)) != len(names)):
+        raise invalid("names", names, "one distinct name per cut point, e.g. tlkit.block_ends(base)")
     model = probe_model(features, num_classes, names, dropout)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=["sparse_categorical_crossentropy"] * len(features),
+    compile_model(model, learning_rate, metrics=())
+    result = model.fit(
+        features, [labels] * len(features), epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose
     )
-    model.fit(features, [labels] * len(features), epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose)
-    return model
+    return history_from(result, model)
 
 
 def probe_accuracies(model: keras.Model, features: Sequence[np.ndarray], labels: np.ndarray) -> list[float]:
-    """Top-1 accuracy of each head of `model` on `features`, shallow to deep."""
-    predictions = model.predict(list(features), batch_size=256, verbose=0)
+    """Top-1 accuracy of each head of `model` on `features`, shallow to deep.
+
+    Args:
+        model: the probes, `tlkit.train_probes(...).model`.
+        features: one feature array per cut point, in the order the probes were trained on.
+        labels: the class of each image.
+
+    Returns:
+        One accuracy (0-1) per cut point.
+
+    Example:
+
+    ```python
+    test_features = tlkit.extract(extractor, splits.test.images)  # the extractor the probes were trained on
+    tlkit.probe_accuracies(probes, test_features, splits.test.labels)  # e.g. [0.61, 0.74, 0.83, 0.88]
+    ```
+    """
+    if not isinstance(model, keras.Model):
+        raise invalid("model", type(model).__name__, "the probes, tlkit.train_probes(...).model")
+    features = [check_features(f, f"features[{i}]") for i, f in enumerate(features)]
+    labels = np.asarray(labels)
+    if len(features) != len(model.inputs) or any(len(f) != len(labels) for f in features):
+        raise ValueError(
+            f"Invalid value for argument `features`. Received: {len(features)} arrays of {[len(f) for f in features]} "
+            f"rows. Expected {len(model.inputs)} arrays (one per probe) of {len(labels)} rows (one per label)."
+        )
+    predictions = model.predict(features, batch_size=256, verbose=0)
     if not isinstance(predictions, (list, tuple)):
         predictions = [predictions]
-    return [float(np.mean(p.argmax(-1) == np.asarray(labels))) for p in predictions]
+    return [float(np.mean(p.argmax(-1) == labels)) for p in predictions]

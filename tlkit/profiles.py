@@ -9,14 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-from pathlib import Path
 
 import numpy as np
 
-from tlkit.errors import suggest
+from tlkit.assets import FETCH_COMMAND
+from tlkit.errors import check_int, suggest
 
+# The assets folder's variable, `TLKIT_ASSETS`, is `tlkit.assets.ASSETS_ENV`, found by `tlkit.assets.locate`.
 PROFILE_ENV = "TLKIT_PROFILE"
-ASSETS_ENV = "TLKIT_ASSETS"
 # `TLKIT_GPU_SETTINGS=1` applies what `setup` does on a GPU (mixed precision) on a CPU too:
 # how `make rehearse` runs the full profile's GPU path on a machine without one.
 GPU_SETTINGS_ENV = "TLKIT_GPU_SETTINGS"
@@ -91,32 +91,6 @@ def get_profile(name: str | None = None) -> Profile:
     return PROFILES[name]
 
 
-def assets_dir(required: bool = True) -> Path | None:
-    """The assets folder: `$TLKIT_ASSETS`, else the cache that `python -m tlkit.assets fetch` fills.
-
-    See `tlkit.assets.locate`.
-    """
-    value = os.environ.get(ASSETS_ENV)
-    if not value:
-        from tlkit.assets import locate
-
-        found = locate(required=False)
-        if found is None and required:
-            raise RuntimeError(
-                f"The offline profile reads its data and weights from ${ASSETS_ENV}, which is not set, and the asset "
-                f"cache is empty. Fetch them once (`python -m tlkit.assets fetch`), or point {ASSETS_ENV} at a copy "
-                f"(`export {ASSETS_ENV}=/path/to/assets`), or use the full profile ({PROFILE_ENV}=full) with internet."
-            )
-        return found
-    path = Path(value).expanduser().resolve()
-    if not path.is_dir():
-        raise FileNotFoundError(
-            f"${ASSETS_ENV} points to {path}, which is not a folder. "
-            "Set it to the folder that holds `weights/` and `datasets/`."
-        )
-    return path
-
-
 def gpus() -> list:
     """The visible GPUs (empty on a CPU-only machine)."""
     import keras
@@ -137,7 +111,18 @@ def set_seed(seed: int) -> None:
 
     Two runs with the same seed then give the same metrics on the CPU. (On a GPU some
     kernels have no deterministic version, so determinism is not forced there.)
+
+    Args:
+        seed: any non-negative integer.
+
+    Example:
+
+    ```python
+    tlkit.set_seed(0)
+    model = tlkit.build_classifier(base, splits.num_classes)  # the same initial head every run
+    ```
     """
+    check_int("seed", seed, 0)
     import keras
 
     random.seed(seed)
@@ -162,7 +147,7 @@ def no_gpu_message(lesson: str | None = None) -> str:
         cost = f", where lesson {lesson[:2]} takes about {cpu:.0f} minutes (about {t4:.0f} on a Colab T4)"
     return (
         f"No GPU found: the full profile runs on this CPU{cost}. For a few minutes on a CPU, use the offline "
-        f"profile: {PROFILE_ENV}=offline (its assets: `python -m tlkit.assets fetch`, once); on Colab, pick a GPU "
+        f"profile: {PROFILE_ENV}=offline (its assets: `{FETCH_COMMAND}`, once); on Colab, pick a GPU "
         "runtime (Runtime > Change runtime type)."
     )
 

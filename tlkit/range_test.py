@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from tlkit.checks import check_compiled
 from tlkit.errors import check_int, check_number, invalid
+from tlkit.train import Snapshot
 
 BELOW = 10.0  # the suggestion is this many times below where the loss began to climb
 
@@ -170,21 +171,13 @@ def lr_find(
     if not isinstance(data, tf.data.Dataset):
         raise invalid("data", type(data).__name__, "a tf.data.Dataset of (inputs, labels) batches",
                       "Build one with tlkit.to_tf(splits.train, batch_size, shuffle=True).")  # fmt: skip
-    optimizer = model.optimizer
-    optimizer.build(model.trainable_variables)  # no-op if built: its state exists before the probe
-    weights = [w.numpy().copy() for w in model.weights]
-    state = [v.numpy().copy() for v in optimizer.variables]
-    learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    start_state = Snapshot(model)  # the learning rate too: the probe changes it every step
     probe = ExponentialRange(float(min_lr), float(max_lr), steps, float(smoothing), float(diverge))
     start = time.perf_counter()
     try:
         model.fit(data.repeat(), steps_per_epoch=1, epochs=steps, callbacks=[probe], shuffle=False, verbose=0)
     finally:
-        for w, value in zip(model.weights, weights):
-            w.assign(value)
-        for v, value in zip(optimizer.variables, state):
-            v.assign(value)
-        optimizer.learning_rate = learning_rate
+        start_state.restore()
     seconds = time.perf_counter() - start
     return summarise(
         probe.lrs[: len(probe.raw)], probe.raw, probe.smoothed, probe.diverged, min_lr, max_lr, seconds, probe.warmup

@@ -155,15 +155,18 @@ def write_log(path: Path, state: RunState) -> None:
     _write_atomic(path, out.getvalue().encode())
 
 
-class NonFiniteStop(keras.callbacks.Callback):
-    """Stops training with an error when the loss or a metric becomes NaN or infinite.
+class NonFiniteStop(keras.callbacks.TerminateOnNaN):
+    """Keras's `TerminateOnNaN(raise_error=True)`, for the metrics too, with what to check.
 
-    Keras would train on (every later step is NaN too); `keras.callbacks.TerminateOnNaN`
-    stops without saying why. Checked after every step and every epoch.
+    Keras would train on (every later step is NaN too). `TerminateOnNaN(raise_error=True)`
+    raises as soon as the loss is NaN or infinite, before other callbacks clean up (so a
+    workdir keeps its last finished epoch); this one also watches every metric, checks at
+    the end of every epoch too, and raises a `FloatingPointError` that names the learning
+    rate to lower and the inputs to check.
     """
 
     def __init__(self, learning_rate_hint: str = ""):
-        super().__init__()
+        super().__init__(raise_error=True)
         self.learning_rate_hint = learning_rate_hint
 
     def _check(self, logs, where: str) -> None:
@@ -181,7 +184,7 @@ class NonFiniteStop(keras.callbacks.Callback):
                     "the last finished epoch is kept: lower the learning rate and run again to resume from it."
                 )
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch, logs=None):
         self._check(logs, f"at step {batch + 1}")
 
     def on_epoch_end(self, epoch, logs=None):

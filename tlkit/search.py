@@ -13,7 +13,10 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from tlkit.checks import check_features, check_labels
+from tlkit.errors import check_int, check_number, invalid
 from tlkit.features import head_model
+from tlkit.train import Snapshot, compile_model
 
 
 def epochs_to_reach(values: Sequence[float], target: float) -> int | None:
@@ -59,23 +62,33 @@ def learning_rate_sweep(
     starts from the weights the previous run ended with. Either way each run gets a fresh
     Adam state, and the model is compiled once (the learning rate is assigned, not recompiled).
     """
-    if not learning_rates:
-        raise ValueError("learning_rates is empty: pass the learning rates to try, e.g. [1e-3, 3e-3, 1e-2].")
-    if not 0 < target <= 1:
-        raise ValueError(f"target is an accuracy in (0, 1]; got {target}.")
+    if isinstance(learning_rates, (str, bytes)) or not isinstance(learning_rates, Sequence) or not learning_rates:
+        raise invalid("learning_rates", learning_rates, "a non-empty list of learning rates, e.g. [1e-3, 3e-3, 1e-2]")
+    for lr in learning_rates:
+        check_number("learning_rates", lr, 0, 1, exclusive_minimum=True)
+    check_number("target", target, 0, 1, exclusive_minimum=True, fix="The target is an accuracy.")
+    check_int("num_classes", num_classes, 2)
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
+    check_int("seed", seed, 0)
+    features = check_features(features, "features")
+    check_labels(labels, num_classes, complete=True)
+    if len(features) != len(labels):
+        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels: pass one label per image.")
+    if not isinstance(val, (tuple, list)) or len(val) != 2:
+        raise invalid("val", type(val).__name__, "a (features, labels) pair of held-out data")
+    val = (check_features(val[0], "val features", features.shape[-1]), np.asarray(val[1]))
+    check_labels(val[1], num_classes, role="validation")
     keras.utils.set_random_seed(seed)
     head = head_model(features.shape[-1], num_classes, dropout=0.0)
-    head.compile(optimizer=keras.optimizers.Adam(learning_rates[0]), loss="sparse_categorical_crossentropy",
-                 metrics=["accuracy"])  # fmt: skip
-    head.optimizer.build(head.trainable_variables)
-    initial = head.get_weights()
-    fresh_optimizer = [v.numpy() for v in head.optimizer.variables]
+    compile_model(head, learning_rates[0])
+    start = Snapshot(head)
     runs = []
     for lr in learning_rates:
-        if not warm_start:
-            head.set_weights(initial)
-        for variable, value in zip(head.optimizer.variables, fresh_optimizer):
-            variable.assign(value)
+        ended = head.get_weights()
+        start.restore()  # the initial weights and a fresh Adam state
+        if warm_start:
+            head.set_weights(ended)  # from where the previous run ended
         head.optimizer.learning_rate.assign(lr)
         keras.utils.set_random_seed(seed)
         result = head.fit(features, labels, validation_data=val, epochs=epochs, batch_size=batch_size, verbose=0)

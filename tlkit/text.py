@@ -16,44 +16,40 @@ from pathlib import Path
 
 import numpy as np
 
+from tlkit.assets import FETCH_COMMAND, locate_part
+from tlkit.data import fetched_part
 from tlkit.errors import suggest
-from tlkit.profiles import ASSETS_ENV
+from tlkit.profiles import get_profile
 
 GLOVE_FILE = "embeddings/glove.6B.50d.top20k.txt.gz"
 SENTENCES_DIR = "datasets/sentiment-labelled-sentences"
 SOURCES = {"amazon": "amazon_cells_labelled.txt", "imdb": "imdb_labelled.txt", "yelp": "yelp_labelled.txt"}
-FETCH_COMMAND = "python -m tlkit.assets fetch"
 
 
 def asset_path(relative: str) -> Path:
-    """The asset file or folder `relative` (e.g. `embeddings/...`) of the assets folder.
+    """The file or folder `relative` (e.g. `embeddings/...`) of the asset pack.
 
-    The offline profile reads `$TLKIT_ASSETS` (else the cache `python -m tlkit.assets fetch`
-    fills); the full profile fetches the part from its public source once if it is absent.
-    Otherwise the error names the variable and the fetch command.
+    The offline profile reads it from the assets folder, `$TLKIT_ASSETS` else the cache that
+    `python -m tlkit.assets fetch` fills (`tlkit.assets.locate_part`); the full profile fetches
+    the part from its public source once if it is absent (`tlkit.data.fetched_part`).
+
+    Args:
+        relative: the path inside the pack, e.g. `GLOVE_FILE` or `SENTENCES_DIR`.
+
+    Returns:
+        The path (absolute).
+
+    Raises:
+        tlkit.assets.AssetsError: (offline profile) no assets folder, or it lacks `relative`; the
+            message names the path, the folder and the fix.
+        ConnectionError: (full profile) the part is absent and its source cannot be reached.
     """
-    from tlkit.assets import locate
-    from tlkit.data import fetched_part
-    from tlkit.profiles import get_profile
-
-    parts = relative.split("/")
-    part = parts[1] if parts[0] == "datasets" else parts[0]
     if get_profile().name == "full":
+        parts = relative.split("/")
+        part = parts[1] if parts[0] == "datasets" else parts[0]
         folder = fetched_part(part)
         return folder.joinpath(*parts[2 if parts[0] == "datasets" else 1 :])
-    root = locate(required=False)
-    if root is None:
-        raise FileNotFoundError(
-            f"{relative} is read from ${ASSETS_ENV}, which is not set. Run `{FETCH_COMMAND}` to download "
-            f"the assets, then set {ASSETS_ENV} to their folder (e.g. `export {ASSETS_ENV}=../shared/data`)."
-        )
-    path = root / relative
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} is missing: ${ASSETS_ENV} should hold {relative}. Run `{FETCH_COMMAND}`, "
-            f"or point {ASSETS_ENV} at a folder that holds it."
-        )
-    return path
+    return locate_part(relative)
 
 
 @dataclasses.dataclass
@@ -96,7 +92,7 @@ class WordVectors:
             raise ValueError(
                 f"Invalid value for argument `vocabulary`. Received: {len(vocabulary)} tokens "
                 f"(first: {list(vocabulary[:3])}), none of which has a vector. Expected tokens standardised "
-                "like the vectors' words (lowercase, GloVe-style: `tlkit.glove_standardize`)."
+                "like the vectors' words (lowercase, GloVe-style: `tlkit.text.glove_standardize`)."
             )
         matrix = np.zeros((len(vocabulary), self.dim), np.float32)
         found = np.asarray(rows) >= 0
@@ -113,6 +109,12 @@ def load_word_vectors(path: str | os.PathLike | None = None, limit: int | None =
 
     Returns:
         A `WordVectors` with the words in file order and a float32 matrix of their vectors.
+
+    Raises:
+        tlkit.assets.AssetsError: `path=None` and the asset pack, or its GloVe file, is missing
+            (a `FileNotFoundError`; the message names the fix).
+        FileNotFoundError: `path` is not a file.
+        ValueError: the file is not in GloVe's text format, or `limit < 1`.
     """
     if limit is not None and limit < 1:
         raise ValueError(f"Invalid value for argument `limit`. Received: limit={limit}. Expected None or >= 1.")
@@ -148,6 +150,12 @@ def sentences_file(source: str, path: str | os.PathLike | None = None) -> Path:
     Returns:
         The path of `<source>_labelled.txt` (`amazon_cells_labelled.txt` for Amazon), checked to exist.
 
+    Raises:
+        tlkit.assets.AssetsError: `path=None` and the asset pack, or the file in it, is missing
+            (a `FileNotFoundError`; the message names the fix).
+        FileNotFoundError: the folder `path` lacks the file.
+        ValueError: `source` is not one of the three.
+
     Example:
 
     ```python
@@ -159,8 +167,9 @@ def sentences_file(source: str, path: str | os.PathLike | None = None) -> Path:
             f"Invalid value for argument `source`. Received: source={source!r}.{suggest(source, SOURCES)} "
             f"Expected one of {', '.join(map(repr, SOURCES))}."
         )
-    folder = asset_path(SENTENCES_DIR) if path is None else Path(path)
-    file = folder / SOURCES[source]
+    if path is None:
+        return asset_path(f"{SENTENCES_DIR}/{SOURCES[source]}")
+    file = Path(path) / SOURCES[source]
     if not file.is_file():
         raise FileNotFoundError(f"{file} is missing. Run `{FETCH_COMMAND}`, or pass the folder that holds it.")
     return file
@@ -199,7 +208,7 @@ def glove_standardize(text):
 
     Keras `TextVectorization`'s default standardisation strips punctuation, apostrophes included
     (`didn't` -> `didnt`, a token GloVe does not have). Pass this one instead:
-    `TextVectorization(standardize=tlkit.glove_standardize)`; split on whitespace as usual.
+    `TextVectorization(standardize=tlkit.text.glove_standardize)`; split on whitespace as usual.
 
     Args:
         text: a string tensor (any shape).

@@ -13,13 +13,16 @@ import dataclasses
 import os
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
 
+from tlkit.backbones import takes_raw_pixels
 from tlkit.checks import check_compiled, check_output_dtype, check_training_data
+from tlkit.data import ImageSet
 from tlkit.errors import check_int, check_number, invalid
+from tlkit.layers import nested_layers
 from tlkit.memory import batch_size_hint
 from tlkit.runs import (
     NonFiniteStop,
@@ -35,19 +38,38 @@ from tlkit.runs import (
 
 @dataclasses.dataclass
 class History:
-    """Per-epoch metrics of one run, both phases merged; `fine_tune_at` marks phase two."""
+    """What every tlkit training function returns: per-epoch metrics and the trained model.
+
+    As Keras's `model.fit` returns a `keras.callbacks.History` with `.history` and `.model`, so
+    do `tlkit.fit`, `tlkit.train_head`, `tlkit.train_probes` and `tlkit.train.fit_two_phase`:
+    `history.history` maps each metric to its per-epoch values (resumed epochs included, both
+    phases merged, `fine_tune_at` marking where phase two starts) and `history.model` is the
+    model that was trained (the new head, for the functions that build one).
+
+    Example:
+
+    ```python
+    history = tlkit.train_head(features, splits.train.labels, splits.num_classes)
+    head = history.model
+    history.last("accuracy")  # the last epoch's training accuracy
+    ```
+    """
 
     history: dict[str, list[float]]
     fine_tune_at: int | None = None
+    model: keras.Model | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def epochs(self) -> int:
+        """The number of epochs recorded."""
         return len(next(iter(self.history.values()), []))
 
     def best(self, metric: str = "val_accuracy") -> float:
+        """The highest value `metric` reached."""
         return max(self.history[metric])
 
     def last(self, metric: str = "val_accuracy") -> float:
+        """The last epoch's value of `metric`."""
         return self.history[metric][-1]
 
     def __add__(self, other: History) -> History:
@@ -55,11 +77,24 @@ class History:
         merged = {
             k: self.history.get(k, [None] * self.epochs) + other.history.get(k, [None] * other.epochs) for k in keys
         }
-        return History(merged, fine_tune_at=self.epochs)
+        return History(merged, fine_tune_at=self.epochs, model=other.model or self.model)
 
 
-def compile_model(model: keras.Model, learning_rate: float = 1e-3, jit_compile: bool | str = "auto") -> None:
+def history_from(result, model: keras.Model) -> History:
+    """A `History` of a Keras `fit` result (`keras.callbacks.History`), its values as floats."""
+    return History({k: [float(v) for v in values] for k, values in result.history.items()}, model=model)
+
+
+def compile_model(
+    model: keras.Model,
+    learning_rate: float = 1e-3,
+    jit_compile: bool | str = "auto",
+    metrics: Sequence[str] = ("accuracy",),
+) -> None:
     """Adam, sparse categorical cross-entropy, accuracy. Call again after changing `trainable`.
+
+    Every classifier of the course, heads and probes included, is compiled here. A model with
+    several outputs (`tlkit.train_probes`) gets the same loss on each, summed.
 
     Keras reads `trainable` when a model is compiled: after unfreezing layers, compile again
     (with a lower learning rate to fine-tune), or `fit` keeps training only what was
@@ -69,6 +104,8 @@ def compile_model(model: keras.Model, learning_rate: float = 1e-3, jit_compile: 
         model: the model to compile.
         learning_rate: Adam's learning rate.
         jit_compile: passed to `model.compile` (`"auto"`: XLA where Keras chooses it).
+        metrics: the metrics `fit` reports; `()` for none (a little faster when only the
+            weights matter).
 
     Example:
 
@@ -86,13 +123,53 @@ def compile_model(model: keras.Model, learning_rate: float = 1e-3, jit_compile: 
                  "head, 1e-5 to 1e-4 for fine-tuning.")  # fmt: skip
     if jit_compile not in (True, False, "auto"):
         raise invalid("jit_compile", jit_compile, "True, False or 'auto'")
+    if isinstance(metrics, str) or not isinstance(metrics, Sequence):
+        raise invalid("metrics", metrics, "a list of metric names such as ['accuracy'], or () for none")
     check_output_dtype(model)
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        metrics=list(metrics) or None,
         jit_compile=jit_compile,
     )
+
+
+class Snapshot:
+    """The weights and optimizer state of a compiled model, to put back after trying something.
+
+    A learning-rate range test, a sweep over learning rates and a learning curve each train one
+    compiled model many times from the same start. Restoring a snapshot is much cheaper than
+    building and compiling the model again (tracing `fit` costs seconds; a step on a CPU,
+    milliseconds). Every weight is kept (BatchNorm's moving statistics too), and every optimizer
+    variable: its step count, its moments and its learning rate.
+
+    Args:
+        model: a compiled model; its optimizer is built first if it was not yet.
+
+    Example:
+
+    ```python
+    start = tlkit.train.Snapshot(model)
+    for learning_rate in (1e-4, 1e-3):
+        start.restore()
+        model.optimizer.learning_rate.assign(learning_rate)
+        model.fit(x, y, epochs=3)
+    ```
+    """
+
+    def __init__(self, model: keras.Model):
+        check_compiled(model, "before taking a snapshot")
+        model.optimizer.build(model.trainable_variables)  # no-op once built: the state exists before the snapshot
+        self.model = model
+        self.weights = [keras.ops.convert_to_numpy(w).copy() for w in model.weights]
+        self.optimizer_state = [keras.ops.convert_to_numpy(v).copy() for v in model.optimizer.variables]
+
+    def restore(self) -> None:
+        """Puts the model's weights and optimizer state back as they were at the snapshot."""
+        for variable, value in zip(self.model.weights, self.weights):
+            variable.assign(value)
+        for variable, value in zip(self.model.optimizer.variables, self.optimizer_state):
+            variable.assign(value)
 
 
 def training_callbacks(
@@ -179,7 +256,14 @@ def fit(
     monitor = "val_accuracy" if val is not None else "accuracy"
     if not hasattr(train, "__array__"):  # a tf.data pipeline or PyDataset shuffles itself
         fit_kwargs.setdefault("shuffle", False)
-    batch_size = check_training_data(model, train, val, fit_kwargs.get("y")) or fit_kwargs.get("batch_size")
+    for role, data in (("train", train), ("validation", val)):
+        if isinstance(data, ImageSet):
+            raise TypeError(
+                f"The {role} data is an ImageSet; pass it as a tf.data pipeline: tlkit.to_tf(data, batch_size) "
+                "(or train, val, test = splits.to_tf(batch_size))."
+            )
+    raw_pixels = takes_raw_pixels(model)
+    batch_size = check_training_data(model, train, val, fit_kwargs.get("y"), raw_pixels) or fit_kwargs.get("batch_size")
     workdir = Path(workdir) if workdir is not None else None
     state = None
     if workdir is not None:
@@ -193,7 +277,7 @@ def fit(
                 f"tlkit.train.clear({str(workdir)!r}) to train again from scratch.",
                 stacklevel=2,
             )
-            return History(history_of(state))
+            return History(history_of(state), model=model)
         if state is not None:
             initial_epoch = state.epoch
     callbacks = training_callbacks(workdir, monitor, patience, state)
@@ -209,8 +293,8 @@ def fit(
         )
     run = next(c.state for c in callbacks if isinstance(c, RunFolder))
     if run is not None and run.epochs:
-        return History(history_of(run))
-    return History({k: [float(v) for v in vals] for k, vals in result.history.items()})
+        return History(history_of(run), model=model)
+    return history_from(result, model)
 
 
 def fit_two_phase(
@@ -237,7 +321,7 @@ def fit_two_phase(
     check_int("fine_tune_epochs", fine_tune_epochs, 1)
     if not callable(unfreeze):
         raise invalid("unfreeze", unfreeze, "a function of the base, e.g. lambda b: tlkit.unfreeze_top(b, 2)")
-    if not isinstance(model, keras.Model) or base not in _nested_layers(model):
+    if not isinstance(model, keras.Model) or base not in nested_layers(model):
         raise ValueError(
             f"Invalid value for argument `base`. Received: {getattr(base, 'name', base)!r}, which is not a layer of "
             f"{getattr(model, 'name', model)!r}. Expected the base the model was built on "
@@ -257,7 +341,7 @@ def fit_two_phase(
                 f"Received: workdir={str(workdir)!r}. Delete {done} to redo phase one from its own backup, or "
                 "pass another workdir."
             ) from None
-        head = History(read_log(workdir / "head" / "log.csv"))
+        head = History(read_log(workdir / "head" / "log.csv"), model=model)
     else:
         head = fit(model, train, val, head_epochs, workdir=workdir and workdir / "head", verbose=verbose)
         if done is not None:
@@ -274,13 +358,6 @@ def fit_two_phase(
         verbose=verbose,
     )
     return head + tuned
-
-
-def _nested_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _nested_layers(layer)
 
 
 def clear(workdir: str | Path) -> None:
