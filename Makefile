@@ -64,3 +64,12 @@ clean:
 	rm -rf $(VENV) $(OUT) .keras_home .pytest_cache
 
 # More targets go below, each named in a .PHONY line of its own.
+
+# The adviser's benchmark (benchmarks/measure_advice.py), a slice that checks its code, not its science:
+# two tasks, one seed, two epochs, 10 images a class; then the scoring of what it wrote.
+.PHONY: advice-slice
+advice-slice: $(VENV)/.installed-test
+	@assets="$$($(ASSETS) ensure ../shared/data)" && \
+	TLKIT_ASSETS="$$assets" KERAS_HOME=$(CURDIR)/.keras_home $(PY) benchmarks/measure_advice.py --quick \
+		--tasks caltech_crustaceans3 digits --seeds 0 --out $(OUT)/advice_slice.json && \
+	$(PY) benchmarks/score_advice.py $(OUT)/advice_slice.json

@@ -42,7 +42,7 @@ _ORIGIN = {name: module for module, names in _EXPORTS.items() for name in names}
 _SUBMODULES = (
     "advice", "assets", "augment", "backbones", "checks", "curves", "data", "detection", "errors",
     "experiments", "features", "layers", "memory", "model", "network", "plots", "probes", "profiles",
-    "range_test", "runs", "search", "text", "train",
+    "range_test", "runs", "search", "text", "train", "transferability",
 )  # fmt: skip
 
 __all__ = sorted(_ORIGIN)

@@ -151,9 +151,18 @@ def check_labels(
         name: what has the outputs, in the message (`"the model"`, `"the detector"`).
         classes: how the classes are counted, in the message; default `"{num_classes} outputs"`.
         fix: the fix for labels out of range; default: build the head with more outputs.
+
+    Returns:
+        The labels as an array shaped `(n,)` (a column of them flattened), unchanged otherwise.
     """
     outputs = num_classes
-    labels = np.asarray(labels)
+    try:
+        labels = np.asarray(labels)
+    except (TypeError, ValueError):  # ragged nested lists
+        raise ValueError(
+            f"The {role} labels are a {type(labels).__name__} that is not a rectangular array; tlkit models take "
+            "one integer class index per image (sparse labels). For one-hot labels pass labels.argmax(-1)."
+        ) from None
     if labels.ndim == 2 and labels.shape[-1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:
@@ -163,13 +172,16 @@ def check_labels(
         )
     if labels.size == 0:
         raise ValueError(f"The {role} data is empty (0 labels). Expected at least one image per class.")
-    numeric = np.issubdtype(labels.dtype, np.number) and labels.dtype != bool
+    numeric = np.issubdtype(labels.dtype, np.number) and labels.dtype != bool and not np.iscomplexobj(labels)
     whole = numeric and (
         np.issubdtype(labels.dtype, np.integer) or (np.all(np.isfinite(labels)) and np.all(np.mod(labels, 1) == 0))
     )
     if not whole:
+        # The first value that is not a whole number (the first value, for labels that are not numbers).
+        fractions = (v for v in labels.flat if numeric and not (np.isfinite(v) and v == np.floor(v)))
+        example = next(fractions, labels.flat[0])
         raise ValueError(
-            f"The {role} labels are {labels.dtype} values such as {labels.flat[0]!r}; pass integer class "
+            f"The {role} labels are {labels.dtype} values such as {example!r}; pass integer class "
             "indices 0..num_classes-1 (e.g. from tlkit.load_dataset or tlkit.from_arrays)."
         )
     low, high = int(labels.min()), int(labels.max())
@@ -195,6 +207,7 @@ def check_labels(
                 f"did you mean num_classes={high + 1}?",
                 stacklevel=3,
             )
+    return labels
 
 
 def _parts(data, labels, role: str):
@@ -225,28 +238,49 @@ def _parts(data, labels, role: str):
     return pixels.shape, pixels, labels, False, len(pixels)
 
 
-def check_features(features, role: str = "features", width: int | None = None) -> np.ndarray:
+def check_features(
+    features, role: str = "features", width: int | None = None, *, columns: str = "features", fix: str | None = None
+) -> np.ndarray:
     """`features` as an array, if they are finite numbers shaped `(n, width)`; raises otherwise.
 
     Args:
         features: cached features, one row per image (`tlkit.extract`).
         role: what they are, for the message (`"features"`, `"val features"`, ...).
         width: the number of columns they must have (the training features'), or None.
+        columns: what the columns are, for the message (`"features"`, `"source classes"`, ...).
+        fix: where valid ones come from, a sentence ending the messages; default: `tlkit.extract`.
 
     Returns:
-        The features as a NumPy array.
+        The features as a NumPy array, with at least one column.
     """
-    features = np.asarray(features)
-    if features.ndim != 2 or not np.issubdtype(features.dtype, np.number) or features.dtype == bool:
+    source = f". {fix}" if fix else ", e.g. tlkit.extract(extractor, images) with one output."
+    wanted = f"numbers shaped (n, {columns}){source}"
+    try:
+        features = np.asarray(features)
+    except (TypeError, ValueError):  # ragged nested lists
         raise ValueError(
-            f"Invalid {role}. Received: an array of shape {features.shape} and dtype {features.dtype}. Expected "
-            "numbers shaped (n, features), e.g. tlkit.extract(extractor, images) with one output."
-        )
+            f"Invalid {role}. Received: a {type(features).__name__} that is not a rectangular array (rows of "
+            f"different lengths). Expected {wanted}"
+        ) from None
+    if (
+        features.ndim != 2
+        or not np.issubdtype(features.dtype, np.number)
+        or features.dtype == bool
+        or np.iscomplexobj(features)
+    ):
+        received = f"an array of shape {features.shape} and dtype {features.dtype}"
+        raise ValueError(f"Invalid {role}. Received: {received}. Expected {wanted}")
     if width is not None and features.shape[-1] != width:
         raise ValueError(f"The {role} have {features.shape[-1]} columns; the training features have {width}.")
+    if features.shape[1] == 0:
+        raise ValueError(
+            f"Invalid {role}. Received: an array of shape {features.shape}, with no columns. Expected at least one "
+            f"column: {wanted}"
+        )
     if not np.isfinite(features).all():
-        raise ValueError(f"The {role} hold NaN or infinite values. Expected finite features: extract them again "
-                         "from 0-255 images (tlkit.extract checks them).")  # fmt: skip
+        again = "extract them again from 0-255 images (tlkit.extract checks them)."
+        expected = f"finite numbers. {fix}" if fix else f"finite features: {again}"
+        raise ValueError(f"The {role} hold NaN or infinite values. Expected {expected}")
     return features
 
 
