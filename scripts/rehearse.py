@@ -147,7 +147,10 @@ def rehearse_one(notebook: Path, work: Path, env: dict, presets: Path, out: Path
         "--parameters_yaml", json.dumps(overrides(notebook, presets, extra)),
     ]  # fmt: skip
     start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    for _ in range(2):  # a kernel that dies before its first cell (start-up, on a busy machine) gets one retry
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode == 0 or "before replying to kernel_info" not in done.stderr:
+            break
     seconds = time.perf_counter() - start
     cells, failed = 0, None
     if executed.is_file():

@@ -146,8 +146,9 @@ def check_labels(
         labels: one class index per image (a column of them is accepted too).
         num_classes: how many classes there are: labels run from 0 to `num_classes - 1`.
         role: what the labels are for, in the message (`"train"`, `"validation"`, ...).
-        complete: the labels are all of them, not one batch: refuse a single class and, for
-            training labels, warn when there are more outputs than the labels use.
+        complete: the labels are all of them, not one batch: refuse a single class (validation
+            labels excepted) and, for training labels, warn when there are more outputs than the
+            labels use.
         name: what has the outputs, in the message (`"the model"`, `"the detector"`).
         classes: how the classes are counted, in the message; default `"{num_classes} outputs"`.
         fix: the fix for labels out of range; default: build the head with more outputs.
@@ -195,7 +196,7 @@ def check_labels(
             f"(labels 0..{outputs - 1}). {fix}"
         )
     if complete:
-        if low == high:
+        if low == high and role != "validation":  # a small validation set may hold one class
             raise ValueError(
                 f"The {role} labels hold a single class ({low}) in {labels.size} images. Expected images of at "
                 "least 2 classes: a classifier learns nothing from one. Check the split (e.g. shuffle before "
