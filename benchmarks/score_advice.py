@@ -115,6 +115,7 @@ def _best_threshold(rows, value: Callable, pick_low: str, pick_high: str, tolera
 
 rule("always frozen")((lambda rows, tol: None, lambda row, p: "frozen"))
 rule("always fine-tune all")((lambda rows, tol: None, lambda row, p: "fine_tune_all"))
+rule("always the best cut on validation")((lambda rows, tol: None, lambda row, p: "best_cut"))
 
 
 def _knn(row):
@@ -127,6 +128,30 @@ rule("k-NN accuracy threshold: frozen above, fine-tune all below")(
         lambda row, p: "fine_tune_all" if _knn(row) < p else "frozen",
     )
 )
+
+
+def _distance(row) -> float:
+    return float(np.mean(row["scores"]["distance"]))
+
+
+def _table(row, params) -> str:
+    """The table's strategy for the row, with a distance threshold and a "large from" size."""
+    threshold, large_from = params
+    size = "large" if row["size"] >= large_from else "small"
+    return ADVISED[f"{size} + {'similar' if _distance(row) < threshold else 'different'}"]
+
+
+def _fit_table(rows, tolerance) -> tuple[float, int]:
+    """The distance threshold and "large from" size that get the most training rows within noise."""
+    distances = sorted({_distance(r) for r in rows})
+    thresholds = [distances[0] - 1] + [(a + b) / 2 for a, b in zip(distances, distances[1:])] + [distances[-1] + 1]
+    sizes = sorted({r["size"] for r in rows}) + [10**6]
+    grid = [(t, n) for t in thresholds for n in sizes]
+    hits = [sum(within_noise(r, _table(r, p), tolerance) for r in rows) for p in grid]
+    return grid[int(np.argmax(hits))]
+
+
+rule("the table, both thresholds refitted")((_fit_table, _table))
 
 
 def evaluate(rows: list[dict], tolerance: float) -> dict:
