@@ -15,6 +15,8 @@ import weakref
 
 import numpy as np
 
+from tlkit.errors import invalid
+
 # Pipelines built by tlkit.to_tf -> (all their labels, their batch size). Weak: a pipeline
 # that is no longer used drops out; nothing is stored on the pipeline itself.
 _KNOWN_PIPELINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -283,6 +285,37 @@ def check_features(
         expected = f"finite numbers. {fix}" if fix else f"finite features: {again}"
         raise ValueError(f"The {role} hold NaN or infinite values. Expected {expected}")
     return features
+
+
+def check_feature_data(features, labels, num_classes: int, val=None, val_required: bool = False):
+    """Cached features with their labels, and optional held-out `(features, labels)`, checked for a new head.
+
+    The one check of what `tlkit.train_head` and `tlkit.experiments.learning_rate_sweep` train on.
+
+    Args:
+        features, labels: the training features, one row per image, and their class indices.
+        num_classes: the head's outputs.
+        val: a `(features, labels)` pair, or None.
+        val_required: refuse `val=None`.
+
+    Returns:
+        `(features, labels, val)` as NumPy arrays (`val` None when not given).
+    """
+    features = check_features(features, "features")
+    labels = np.asarray(labels)
+    if len(features) != len(labels):
+        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels: pass one label per image.")
+    check_labels(labels, num_classes, complete=True)
+    if val is None and not val_required:
+        return features, labels, None
+    if not isinstance(val, (tuple, list)) or len(val) != 2:
+        raise invalid("val", type(val).__name__, "a (features, labels) pair of held-out data" + ("" if val_required
+                      else ", or None"))  # fmt: skip
+    val = (check_features(val[0], "val features", features.shape[-1]), np.asarray(val[1]))
+    if len(val[0]) != len(val[1]):
+        raise ValueError(f"{len(val[0])} validation feature rows but {len(val[1])} labels.")
+    check_labels(val[1], num_classes, role="validation")
+    return features, labels, val
 
 
 def check_compiled(model, why: str) -> None:

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from tlkit.backbones import BackbonePreprocessing, resolve_backbone, takes_raw_pixels
-from tlkit.checks import check_features, check_image_values, check_images, check_labels
+from tlkit.checks import check_feature_data, check_image_values, check_images
 from tlkit.errors import check_choice, check_int, check_number, invalid
 from tlkit.model import check_base, classifier_head, layer_index
 from tlkit.runs import NonFiniteStop
@@ -207,11 +207,7 @@ def train_head(
     ```
     """
     num_classes = check_int("num_classes", num_classes, 2, fix="One output per class: e.g. splits.num_classes.")
-    features = check_features(features, "features")
-    labels = np.asarray(labels)
-    if len(features) != len(labels):
-        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels: pass one label per image.")
-    check_labels(labels, num_classes, complete=True)
+    features, labels, val = check_feature_data(features, labels, num_classes, val)
     check_int("epochs", epochs, 1)
     check_int("batch_size", batch_size, 1)
     check_number("learning_rate", learning_rate, 0, 1, exclusive_minimum=True)
@@ -222,13 +218,6 @@ def train_head(
         or any(isinstance(u, bool) or not isinstance(u, (int, np.integer)) or u < 1 for u in hidden)
     ):
         raise invalid("hidden", hidden, "a sequence of positive layer widths such as (256,), or () for a linear head")
-    if val is not None:
-        if not isinstance(val, (tuple, list)) or len(val) != 2:
-            raise invalid("val", type(val).__name__, "a (features, labels) pair, or None")
-        val = (check_features(val[0], "val features", features.shape[-1]), np.asarray(val[1]))
-        if len(val[0]) != len(val[1]):
-            raise ValueError(f"{len(val[0])} validation feature rows but {len(val[1])} labels.")
-        check_labels(val[1], num_classes, role="validation")
     head = head_model(features.shape[-1], num_classes, dropout, tuple(hidden))
     compile_model(head, learning_rate)
     head.steps_per_execution = -(-len(features) // batch_size)  # one call per epoch, not one per step

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from tlkit.checks import check_features, check_labels
+from tlkit.checks import check_feature_data
 from tlkit.errors import check_int, check_number, invalid
 from tlkit.features import head_model
 from tlkit.train import Snapshot, compile_model
@@ -71,14 +71,7 @@ def learning_rate_sweep(
     check_int("epochs", epochs, 1)
     check_int("batch_size", batch_size, 1)
     check_int("seed", seed, 0)
-    features = check_features(features, "features")
-    check_labels(labels, num_classes, complete=True)
-    if len(features) != len(labels):
-        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels: pass one label per image.")
-    if not isinstance(val, (tuple, list)) or len(val) != 2:
-        raise invalid("val", type(val).__name__, "a (features, labels) pair of held-out data")
-    val = (check_features(val[0], "val features", features.shape[-1]), np.asarray(val[1]))
-    check_labels(val[1], num_classes, role="validation")
+    features, labels, val = check_feature_data(features, labels, num_classes, val, val_required=True)
     keras.utils.set_random_seed(seed)
     head = head_model(features.shape[-1], num_classes, dropout=0.0)
     compile_model(head, learning_rates[0])
