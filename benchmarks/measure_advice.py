@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from common import provenance
+from score_advice import ADVISED
 
 import tlkit
 from tlkit.data import ImageSet, Splits, split_index
@@ -40,13 +41,6 @@ from tlkit.data import ImageSet, Splits, split_index
 BACKBONE = "mobilenet_0.25"
 BIG5 = ["airplanes", "Motorbikes", "Faces_easy", "watch", "Leopards"]
 TRAINED = ["fine_tune_top", "fine_tune_all", "scratch"]
-# The advice's quadrant, as the strategy this benchmark measures for it.
-ADVISED = {
-    "small + similar": "frozen",
-    "small + different": "best_cut",
-    "large + similar": "fine_tune_top",
-    "large + different": "fine_tune_all",
-}
 
 
 # ---------------------------------------------------------------------------------------------- corruptions
@@ -280,9 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.epochs, args.probe_epochs, args.max_size = 2, 5, args.max_size or 10
     tlkit.setup("offline", seed=0)
-    runs, cache = [], {}
-    done = {(r["task"], r["seed"]) for r in _read(args.out).get("runs", [])} if not args.quick else set()
-    runs = [r for r in _read(args.out).get("runs", [])] if not args.quick else []
+    runs = [] if args.quick else _read(args.out).get("runs", [])  # an earlier, interrupted run's tasks
+    done, cache = {(r["task"], r["seed"]) for r in runs}, {}
     for seed in args.seeds:
         todo = [name for name in args.tasks if (name, seed) not in done]  # others finished in an earlier run
         for last in measure_seed(todo, args, seed, cache) if todo else []:

@@ -83,6 +83,7 @@ def kendall(rows: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
+# The advice's quadrant, as the strategy the benchmark measures for it.
 ADVISED = {"small + similar": "frozen", "small + different": "best_cut", "large + similar": "fine_tune_top",
            "large + different": "fine_tune_all"}  # fmt: skip
 
