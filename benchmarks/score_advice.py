@@ -31,7 +31,9 @@ STRATEGIES = ["frozen", "best_cut", "fine_tune_top", "fine_tune_all", "scratch"]
 # Tasks from the data `advise` was calibrated on (Caltech-101 photos, Fashion-MNIST): reported apart.
 CALIBRATED = ("caltech_big5", "caltech_mixed5", "caltech_boats3", "caltech_mammals4", "caltech_crustaceans3",
               "fashion_mnist5")  # fmt: skip
-SCORES = ["distance", "logme", "nleep", "nce", "h_score", "knn"]
+# advise's own scores first: the probes' cut gain, which decides its advice, and the domain distance it reports.
+SCORES = ["probe_gain", "distance", "logme", "nleep", "nce", "h_score", "knn"]
+PUBLISHED = ["logme", "nleep", "nce", "h_score", "knn"]
 
 
 def task_sizes(data: dict) -> list[dict]:
@@ -41,22 +43,44 @@ def task_sizes(data: dict) -> list[dict]:
         for size, v in run["per_size"].items():
             row = rows.setdefault((run["task"], size), {"task": run["task"], "size": int(size), "seeds": [],
                                                         "accuracy": {s: [] for s in STRATEGIES}, "last_block": [],
-                                                        "scores": {s: [] for s in SCORES}, "quadrant": []})  # fmt: skip
+                                                        "scores": {s: [] for s in SCORES}, "quadrant": [],
+                                                        "advised": [], "cut_test": [], "cut_depth": []})  # fmt: skip
             row["seeds"].append(run["seed"])
             for s in STRATEGIES:
                 row["accuracy"][s].append(v["accuracy"][s])
             row["last_block"].append(v["cut"]["last_block"])
-            row["scores"]["distance"].append(v["advice"]["distance"])
-            for s in SCORES[1:]:
+            row["cut_test"].append(v["cut"]["test"])  # every block end's probe, on the test images
+            advice = v["advice"]
+            row["scores"]["probe_gain"].append(advice.get("cut_gain", float("nan")))
+            row["scores"]["distance"].append(advice["distance"])
+            for s in PUBLISHED:
                 row["scores"][s].append(v["scores"][s])
-            row["quadrant"].append(v["advice"]["quadrant"])
+            row["quadrant"].append(advice["quadrant"])
+            row["cut_depth"].append(advice.get("cut_depth", -1))
+            row["advised"].append(advised_accuracy(v))
     return list(rows.values())
 
 
-def within_noise(row: dict, strategy: str, tolerance: float) -> bool:
+# The advice's quadrant, as the strategy the benchmark measures for it.
+ADVISED = {"small + similar": "frozen", "small + different": "best_cut", "large + similar": "fine_tune_top",
+           "large + different": "best_cut"}  # fmt: skip
+
+
+def advised_accuracy(result: dict) -> float:
+    """The test accuracy of what `advise` said on one seed: a cut's is the probe at the block end it named."""
+    advice = result["advice"]
+    strategy = ADVISED[advice["quadrant"]]
+    if strategy == "best_cut" and "cut_depth" in advice:
+        return float(result["cut"]["test"][advice["cut_depth"]])
+    return float(result["accuracy"][strategy])
+
+
+def within_noise(row: dict, strategy: str | list[float], tolerance: float) -> bool:
+    """Is `strategy` (a name, or per-seed accuracies) within noise of the row's best strategy?"""
     means = {s: float(np.mean(a)) for s, a in row["accuracy"].items()}
     best = max(means, key=means.get)
-    diff = np.asarray(row["accuracy"][best]) - np.asarray(row["accuracy"][strategy])
+    mine = row["accuracy"][strategy] if isinstance(strategy, str) else strategy
+    diff = np.asarray(row["accuracy"][best]) - np.asarray(mine)
     se = diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else 0.0
     return bool(diff.mean() <= max(tolerance, 2 * se))
 
@@ -83,15 +107,15 @@ def kendall(rows: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-# The advice's quadrant, as the strategy the benchmark measures for it.
-ADVISED = {"small + similar": "frozen", "small + different": "best_cut", "large + similar": "fine_tune_top",
-           "large + different": "fine_tune_all"}  # fmt: skip
+def advise_as_is(row: dict, fitted=None) -> list[float]:
+    """The per-seed test accuracies of what `tlkit.advise` said on each seed."""
+    return row["advised"]
 
 
-def advise_as_is(row: dict, fitted=None) -> str:
-    """`tlkit.advise`'s quadrant (the most frequent over seeds), as the strategy it names."""
-    quadrants = row["quadrant"]
-    return ADVISED[max(set(quadrants), key=quadrants.count)]
+def said(row: dict) -> str:
+    """What `advise` said, as strategies, over the seeds (e.g. "best_cut x2, frozen")."""
+    names = [ADVISED[q] for q in row["quadrant"]]
+    return ", ".join(f"{n} x{names.count(n)}" if names.count(n) > 1 else n for n in dict.fromkeys(names))
 
 
 # A rule: (fit on training rows -> parameters, recommend for a row given the parameters).
@@ -155,13 +179,35 @@ def _fit_table(rows, tolerance) -> tuple[float, int]:
 rule("the table, both thresholds refitted")((_fit_table, _table))
 
 
+def _probes(row, margin) -> list[float]:
+    """What advise's probes say on each seed with `margin`: the cut it names, else the table's size rule."""
+    out = []
+    for i, gain in enumerate(row["scores"]["probe_gain"]):
+        large = row["quadrant"][i].startswith("large")  # advise's own size rule (tlkit.LARGE_FROM)
+        if gain > margin:
+            out.append(row["cut_test"][i][row["cut_depth"][i]])
+        else:
+            out.append(row["accuracy"]["fine_tune_top" if large else "frozen"][i])
+    return out
+
+
+def _fit_margin(rows, tolerance) -> float:
+    """The cut margin (of a grid 0-0.10) that gets the most training rows within noise; the smallest of ties."""
+    grid = [round(0.005 * i, 3) for i in range(21)]
+    hits = [sum(within_noise(r, _probes(r, m), tolerance) for r in rows) for m in grid]
+    return grid[int(np.argmax(hits))]
+
+
+rule("advise's probes, the cut margin refitted")((_fit_margin, _probes))
+
+
 def evaluate(rows: list[dict], tolerance: float) -> dict:
     out = {"advise": {}}
     held = [r for r in rows if r["task"] not in CALIBRATED]
     hits = [within_noise(r, advise_as_is(r), tolerance) for r in rows]
     out["advise"] = {"all": float(np.mean(hits)),
                      "not calibrated on": float(np.mean([within_noise(r, advise_as_is(r), tolerance) for r in held]))
-                     if held else None, "misses": [f"{r['task']} {r['size']}: said {advise_as_is(r)}, best "
+                     if held else None, "misses": [f"{r['task']} {r['size']}: said {said(r)}, best "
                      f"{max(r['accuracy'], key=lambda s: np.mean(r['accuracy'][s]))}" for r, h in zip(rows, hits)
                      if not h]}  # fmt: skip
     tasks = sorted({r["task"] for r in rows})
@@ -192,15 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = task_sizes(data)
     print(f"{len(rows)} task sizes from {len({r['task'] for r in rows})} tasks, seeds per row: "
           f"{sorted({len(r['seeds']) for r in rows})}\n")  # fmt: skip
-    header = f"{'task':32s} {'size':>4s} " + " ".join(f"{s[:9]:>9s}" for s in STRATEGIES) + "  best       advice"
+    header = f"{'task':32s} {'size':>4s} " + " ".join(f"{s[:9]:>9s}" for s in STRATEGIES) + "  best          advice"
     print(header)
     for r in rows:
         means = {s: float(np.mean(a)) for s, a in r["accuracy"].items()}
         best = max(means, key=means.get)
-        said = advise_as_is(r)
-        miss = "" if within_noise(r, said, args.tolerance) else " (miss)"
+        miss = "" if within_noise(r, advise_as_is(r), args.tolerance) else " (miss)"
         accuracies = " ".join(f"{means[s]:9.3f}" for s in STRATEGIES)
-        print(f"{r['task']:32s} {r['size']:4d} {accuracies}  {best:10s} {said}{miss}")
+        print(f"{r['task']:32s} {r['size']:4d} {accuracies}  {best:13s} {said(r)}{miss}")
     taus = kendall(rows)
     print("\nKendall's tau of each score with each measured quantity (over task sizes):")
     for score, by_gain in taus.items():

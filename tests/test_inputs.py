@@ -267,16 +267,17 @@ def test_advise_refuses_a_handful_of_images(mobilenet):
     assert time.perf_counter() - start < 3  # before loading or measuring anything
 
 
-def test_advise_says_how_unsure_it_is(weight_file):
+def test_advise_gives_its_intervals(weight_file):
     base = tlkit.load_backbone("mobilenet_0.25", CALIBRATION["mobilenet_0.25"][0], weights=weight_file)
     data = tlkit.from_arrays(_images(12, 96), np.arange(12) % 2)
     advice = tlkit.advise(data, base=base)
     low, high = advice.distance_interval
     assert low <= advice.domain_distance <= high and low < high
-    # A threshold inside the interval: the sample cannot tell, and the advice says so.
-    with pytest.warns(UserWarning, match="cannot tell similar from different"):
-        unsure = tlkit.advise(data, base=base, distance_threshold=advice.domain_distance)
-    assert not unsure.confident and "UNCERTAIN" in repr(unsure)
-    assert advice.confident == (not low < advice.distance_threshold <= high)
+    low, high = advice.cut_gain_interval
+    assert low <= advice.cut_gain <= high
+    assert advice.confident == (not low <= advice.cut_margin < high)
+    # The distance's threshold labels how the images look; it does not decide the quadrant.
+    looks = tlkit.advise(data, base=base, distance_threshold=advice.domain_distance * 2)
+    assert looks.looks == "similar" and looks.quadrant == advice.quadrant
     with pytest.raises(ValueError, match="is a mobilenet_0.25, but backbone='resnet50'"):
         tlkit.advise(data, "resnet50", base=base)

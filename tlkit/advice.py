@@ -1,19 +1,21 @@
 """Which quadrant of the transfer-learning table is a dataset in? Measure it, do not guess.
 
-Two numbers decide it:
+Two measurements on a sample of the user's own images decide it:
 
 - *images per class*: counted. "Large" starts at `LARGE_FROM`, the size below which fine-tuning
   never beat the frozen base beyond noise on similar photos in the measured learning curves.
-- *domain distance*: how far the target images' activations lie from the statistics the
-  pretrained network saw on ImageNet. Every BatchNormalization layer stores the running
-  mean and variance of its input over ImageNet; the distance compares them, channel by
-  channel, with the same statistics over a sample of the target images (the squared
-  2-Wasserstein distance between the two Gaussians, in units of the ImageNet variance),
-  averaged over channels and layers. It needs no labels and no reference photos: the
-  reference is inside the weights.
+- *where the features are best*: a linear probe at every block end of the pretrained base,
+  cross-validated on the sample. "Similar" means the last block's features are the best (within
+  `CUT_MARGIN`): what ImageNet taught the top of the network serves this task. "Different" means an
+  earlier block beats the last one by more than `CUT_MARGIN`: the top blocks are too ImageNet-specific,
+  and that block is where to cut.
 
-The threshold between "similar" and "different" is calibrated per backbone (`CALIBRATION`),
-from measured runs on Caltech-101 (similar) and Fashion-MNIST (different).
+Beside them, the *domain distance*: how far the sample's activations lie from the statistics the
+network saw on ImageNet (every BatchNormalization layer stores them; the squared 2-Wasserstein distance
+between the two Gaussians, in units of the ImageNet variance, averaged over channels and layers). It
+says how different the images *look* to the network, without labels. It no longer decides the
+quadrant: on the benchmark of `benchmarks/measure_advice.py` (17 tasks), looking different was a weak
+predictor of what a strategy gains (Kendall's tau 0.19-0.23), and the probes are the stronger one.
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ import warnings
 import keras
 import numpy as np
 
-from tlkit.backbones import BackbonePreprocessing, backbone_of, get_spec, load_backbone, resolve_backbone
+from tlkit.backbones import (
+    BackbonePreprocessing,
+    backbone_of,
+    block_ends,
+    get_spec,
+    load_backbone,
+    resolve_backbone,
+)
 from tlkit.checks import check_image_values
 from tlkit.data import ImageSet, Splits, sample_per_class
 from tlkit.errors import check_int, check_number
@@ -50,26 +59,37 @@ CALIBRATION = {
     "mobilenet_0.25": (96, 0.25, "Caltech-101 0.132-0.183 (similar), Fashion-MNIST 0.317-0.337 (different)"),
 }
 
+# An earlier block must beat the last one by more than this (cross-validated probe accuracy on the sample) for
+# the advice to cut there. Set on benchmark G (benchmarks/README.md, results/advice.json; score_advice.py): of
+# the margins 0-0.10, the one that puts the most task sizes within noise of the best strategy (33 of 34); with
+# each task held out of the choice, the margin chosen on the other 16 was right on 32 of 34 (0.94).
+CUT_MARGIN = 0.03
+
 # advise refuses fewer images than this; below about 50 the bootstrap interval is usually wide.
 MIN_SAMPLE = 10
 BOOTSTRAP = 200  # resamples of the sampled images for the distance's interval
 
 STRATEGIES = {
     ("small", "similar"): "freeze the whole base and train a new head on its cached features (lesson 01)",
-    ("small", "different"): "cut the base before its most ImageNet-specific blocks and train a head on "
-    "the earlier features; compare cut depths (lesson 02)",
+    ("small", "different"): "cut the base after {cut}, where the probes were best, and train a head on the "
+    "features there; compare cut depths on your validation images (lesson 02)",
     ("large", "similar"): "train the head first, then unfreeze the top blocks (or all) and fine-tune at a "
     "lower learning rate from a range test (tlkit.experiments.lr_find; 3-12x below the head's in lesson 03); keep it "
-    "only if it beats the frozen base on "
-    "validation: where the frozen features are near perfect, no recipe won (lesson 03)",
+    "only if it beats the frozen base on validation: where the frozen features are near perfect, no recipe won "
+    "(lesson 03)",
     ("large", "different"): "fine-tune the whole network from the pretrained weights, and compare with the "
-    "same architecture from random initialisation (lesson 04)",
+    "same architecture from random initialisation (lesson 04); a head on the features after {cut} is the "
+    "cheap baseline to beat",
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Advice:
-    """The quadrant of the table, the strategy it recommends, and the numbers behind it."""
+    """The quadrant of the table, the strategy it recommends, and the numbers behind it.
+
+    `confident` is False when the cut gain's 90% bootstrap interval reaches across `cut_margin`: the
+    sample cannot tell whether an earlier cut beats the last block.
+    """
 
     quadrant: str
     strategy: str
@@ -82,7 +102,13 @@ class Advice:
     sample_size: int = 0
     backbone: str = ""
     distance_interval: tuple[float, float] = ()  # 90% bootstrap interval over the sampled images
-    confident: bool = True  # False: the interval reaches across the threshold
+    confident: bool = True  # False: the cut gain's interval reaches across the margin
+    block_ends: tuple[str, ...] = ()
+    probe_accuracies: tuple[float, ...] = ()  # cross-validated, one per block end
+    cut_layer: str = ""  # the block end the probes were best at (the deepest of ties)
+    cut_gain: float = 0.0  # its probe accuracy minus the last block's
+    cut_gain_interval: tuple[float, float] = ()  # 90% bootstrap interval over the sampled images
+    cut_margin: float = CUT_MARGIN
 
     @property
     def size(self) -> str:
@@ -92,24 +118,38 @@ class Advice:
     def similarity(self) -> str:
         return self.quadrant.split(" + ")[1]
 
+    @property
+    def looks(self) -> str:
+        """ "similar" or "different" by the domain distance alone (how the images look to the network)."""
+        return "similar" if self.domain_distance < self.distance_threshold else "different"
+
     def __repr__(self) -> str:
         size_rule = f"< {self.large_from} is small" if self.size == "small" else f">= {self.large_from} is large"
-        side = "<" if self.similarity == "similar" else ">="
+        lines = [
+            f"Advice({self.quadrant}: {self.strategy}",
+            f"  images per class: {self.images_per_class} (median over {self.num_classes} classes; {size_rule})",
+        ]
+        if self.probe_accuracies:
+            low, high = self.cut_gain_interval or (self.cut_gain, self.cut_gain)
+            side = ">" if self.similarity == "different" else "<="
+            lines.append(
+                f"  probes:           best at {self.cut_layer} {max(self.probe_accuracies):.3f}, last block "
+                f"{self.probe_accuracies[-1]:.3f}: gain {self.cut_gain:+.3f} (90% interval {low:+.3f} to "
+                f"{high:+.3f}; {side} {self.cut_margin} is {self.similarity})"
+            )
         interval = (
             f", 90% interval {self.distance_interval[0]:.3f}-{self.distance_interval[1]:.3f}"
             if self.distance_interval
             else ""
         )
-        unsure = (
-            "" if self.confident else "  UNCERTAIN: the interval reaches across the threshold; measure more images\n"
+        side = "<" if self.looks == "similar" else ">="
+        lines.append(
+            f"  domain distance:  {self.domain_distance:.3f} ({side} {self.distance_threshold}: looks {self.looks}; "
+            f"{self.backbone} BatchNorm statistics, {self.sample_size} images{interval})"
         )
-        return (
-            f"Advice({self.quadrant}: {self.strategy}\n"
-            f"  images per class: {self.images_per_class} (median over {self.num_classes} classes; {size_rule})\n"
-            f"  domain distance:  {self.domain_distance:.3f} ({side} {self.distance_threshold} is {self.similarity}; "
-            f"{self.backbone} BatchNorm statistics, {self.sample_size} images{interval})\n"
-            f"{unsure})"
-        )
+        if not self.confident:
+            lines.append("  UNCERTAIN: the gain's interval reaches across the margin; measure more images")
+        return "\n".join(lines) + ")"
 
 
 def _resized(images: np.ndarray, size: int) -> np.ndarray:
@@ -177,6 +217,65 @@ def image_moments(images, base: keras.Model, backbone: str, image_size: int, bat
     return layers, [np.concatenate(m) for m in means], [np.concatenate(q) for q in squares]
 
 
+def block_features(images, base: keras.Model, backbone: str, batch_size: int = 50) -> tuple[list[str], list]:
+    """The globally averaged output of every block end of `base` for each image, in one forward pass.
+
+    Returns `(block end names, one (n, channels) float32 array per block end)`. The images are resized to
+    the base's input size; the base is not changed (its `trainable` flags stay as they are).
+    """
+    ends = block_ends(base, backbone)
+    taps = keras.Model(base.input, [base.get_layer(name).output for name in ends])
+    preprocess = BackbonePreprocessing(backbone)
+    features = [[] for _ in ends]
+    for start in range(0, len(images), batch_size):
+        batch = _resized(images[start : start + batch_size], base.input_shape[1])
+        for i, o in enumerate(taps(preprocess(batch), training=False)):
+            features[i].append(keras.ops.convert_to_numpy(keras.ops.mean(keras.ops.cast(o, "float32"), axis=(1, 2))))
+    return ends, [np.concatenate(f) for f in features]
+
+
+def probe_correct(features: list[np.ndarray], labels: np.ndarray, seed: int = 0, folds: int = 5) -> np.ndarray:
+    """Cross-validated linear probes, one per feature set: which images each gets right.
+
+    Each probe is a logistic regression on standardised features (scikit-learn), scored on the
+    images it was not fitted on (stratified `folds`-fold cross-validation, at most as many folds as
+    the smallest class has images).
+
+    Args:
+        features: one `(n, channels)` array per cut point (pooled block outputs).
+        labels: the `n` integer labels.
+        seed: fixes the folds.
+        folds: the number of folds.
+
+    Returns:
+        A boolean array `(cut points, n)`: True where the probe, fitted without that image, got it right.
+
+    Example:
+
+    ```python
+    correct = tlkit.advice.probe_correct(block_features, labels)
+    print(correct.mean(axis=1))  # cross-validated accuracy at each cut
+    ```
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    smallest = int(np.bincount(labels)[np.bincount(labels) > 0].min())
+    if smallest < 2:
+        raise ValueError(
+            f"Cross-validated probes need at least 2 images of every class; the smallest class has {smallest}. "
+            "Sample more images (advise's sample=, at least 2 per class)."
+        )
+    split = StratifiedKFold(n_splits=min(folds, smallest), shuffle=True, random_state=seed)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return np.stack([cross_val_predict(probe, f, labels, cv=split) == labels for f in features])
+
+
 def _layer_distances(layers, means, squares, weights: np.ndarray | None = None) -> np.ndarray:
     """Distances per layer; `weights` (rows of per-image weights summing to 1) gives one row per resample."""
     n = len(means[0])
@@ -221,34 +320,42 @@ def advise(
     distance_threshold: float | None = None,
     large_from: int = LARGE_FROM,
     seed: int = 0,
+    cut_margin: float = CUT_MARGIN,
 ) -> Advice:
     """Places `dataset` in the transfer-learning table, with the numbers behind the choice.
 
-    The distance comes with a 90% bootstrap interval over the sampled images. When the
-    interval reaches across the threshold, the sample cannot tell "similar" from "different":
-    the advice says so (`confident` is False) and a warning asks for more images. Fewer than
-    `MIN_SAMPLE` images, or a single class, are refused.
+    On `sample` images spread over the classes it runs one forward pass through the pretrained
+    base, fits a cross-validated linear probe at every block end, and reads the BatchNorm
+    statistics. The size comes from the class counts, the similarity from the probes (an earlier
+    block better than the last by more than `cut_margin` is "different"), and the domain distance
+    is reported beside them. The probes' gain comes with a 90% bootstrap interval over the sampled
+    images: when it reaches across the margin, the sample cannot tell, the advice says so
+    (`confident` is False) and a warning asks for more images. Fewer than `MIN_SAMPLE` images, a
+    single class, or fewer than 2 sampled images of a class, are refused. About 10 seconds for 200
+    images on 2 CPU cores.
 
     Args:
         dataset: the target data; for `Splits`, its training split is what is counted and sampled.
         backbone: the pretrained model you mean to use (its ImageNet statistics are the reference);
             default: the base's own, else `"mobilenet_0.25"`.
         base: that backbone already loaded (at the calibrated image size), to save loading it again.
-        sample: how many images (spread over the classes) the distance is measured on.
-        distance_threshold: the distance from which a dataset counts as "different"; default
-            the calibrated one for `backbone` (`CALIBRATION`).
+        sample: how many images (spread over the classes) are probed and measured.
+        distance_threshold: the distance from which a dataset looks "different"; default the
+            calibrated one for `backbone` (`CALIBRATION`).
         large_from: images per class from which a dataset counts as "large" (`LARGE_FROM`).
-        seed: fixes the sample and the bootstrap.
+        seed: fixes the sample, the folds and the bootstrap.
+        cut_margin: how much better (probe accuracy) an earlier block must be to cut there (`CUT_MARGIN`).
 
     Returns:
         An `Advice`: the quadrant, the strategy, and the numbers behind them (images per class,
-        the domain distance with its interval, the thresholds).
+        the probes' accuracy at every block end, the gain of the best cut with its interval, the
+        domain distance with its interval, the thresholds).
 
     Example:
 
     ```python
     advice = tlkit.advise(tlkit.load_dataset("path/to/photos", 160))
-    print(advice)  # e.g. small + similar: feature extraction, with the measured distance
+    print(advice)  # e.g. small + similar: feature extraction, with the probes and the distance
     ```
     """
     train = dataset.train if isinstance(dataset, Splits) else dataset
@@ -257,9 +364,10 @@ def advise(
             f"advise takes an ImageSet or Splits, got {type(dataset).__name__}. Load data with "
             "tlkit.load_dataset(...) or wrap arrays with tlkit.from_arrays(images, labels)."
         )
-    check_int("sample", sample, MIN_SAMPLE, fix="The distance needs that many images to mean anything.")
+    check_int("sample", sample, MIN_SAMPLE, fix="The probes and the distance need that many images to mean anything.")
     check_int("large_from", large_from, 1)
     check_int("seed", seed)
+    cut_margin = check_number("cut_margin", cut_margin, 0)
     if base is not None:
         check_base(base)
     name = get_spec(resolve_backbone(base, backbone) if base is not None and (backbone or backbone_of(base))
@@ -274,51 +382,77 @@ def advise(
         distance_threshold = CALIBRATION[name][1]
     distance_threshold = check_number("distance_threshold", distance_threshold, 0, exclusive_minimum=True)
     counts = train.class_counts()
-    if len(train) < MIN_SAMPLE or (counts > 0).sum() < 2:
+    classes = int((counts > 0).sum())
+    if len(train) < MIN_SAMPLE or classes < 2:
         raise ValueError(
-            f"advise cannot place a dataset of {len(train)} images in {(counts > 0).sum()} class(es): too few to "
-            f"measure a domain distance that means anything. Received: {len(train)} images. Expected at least "
+            f"advise cannot place a dataset of {len(train)} images in {classes} class(es): too few to "
+            f"measure anything that means something. Received: {len(train)} images. Expected at least "
             f"{MIN_SAMPLE} images of at least 2 classes (the calibration used 50 and more)."
         )
-    each = max(1, sample // int((counts > 0).sum()))  # spread evenly: all of a smaller class
+    each = max(1, sample // classes)  # spread evenly: all of a smaller class
     picks = sample_per_class(train.labels, each, seed, allow_fewer=True)
+    fewest = int(np.bincount(train.labels[picks])[counts > 0].min())
+    if fewest < 2:
+        raise ValueError(
+            f"advise needs at least 2 sampled images of every class for its cross-validated probes; "
+            f"Received: sample={sample} over {classes} classes ({fewest} image of the smallest). "
+            f"Pass sample={2 * classes} or more (or merge classes with a single image)."
+        )
     images = _checked_images(train.images[picks])
     distinct = len(np.unique(images.reshape(len(images), -1), axis=0))
     if distinct < MIN_SAMPLE:
         raise ValueError(
-            f"advise cannot measure a domain distance on {distinct} distinct image(s): the {len(images)} sampled "
+            f"advise cannot measure anything on {distinct} distinct image(s): the {len(images)} sampled "
             f"images are copies of each other. Received: {distinct} distinct of {len(images)}. Expected at least "
             f"{MIN_SAMPLE} different images (duplicated or blank files?)."
         )
     name, base, image_size = _base_for(name, base, None)
     layers, means, squares = image_moments(images, base, name, image_size)
+    # The probes look at the images at their own size (the size they will be trained at), not the distance's.
+    probe_size = max(get_spec(name).min_size, min(images.shape[1:3]))
+    probe_base = base if base.input_shape[1] == probe_size else load_backbone(name, probe_size)
+    ends, features = block_features(images, probe_base, name)
     layer_distances = _layer_distances(layers, means, squares)[0]
     distance = float(layer_distances.mean())
     resamples = np.random.default_rng(seed).multinomial(len(picks), np.full(len(picks), 1 / len(picks)), BOOTSTRAP)
-    spread = _layer_distances(layers, means, squares, resamples / len(picks)).mean(axis=-1)
-    low, high = (float(v) for v in np.percentile(spread, [5, 95]))
-    confident = not low < distance_threshold <= high
+    weights = resamples / len(picks)
+    spread = _layer_distances(layers, means, squares, weights).mean(axis=-1)
+    distance_interval = tuple(float(v) for v in np.percentile(spread, [5, 95]))
+
+    correct = probe_correct(features, train.labels[picks], seed)
+    accuracies = correct.mean(axis=1)
+    best = len(ends) - 1 - int(np.argmax(accuracies[::-1]))  # the deepest of equally good cuts
+    gain = round(float(accuracies[best] - accuracies[-1]), 9)  # 4/200 is 0.02, not 0.020000000000000018
+    gains = weights @ (correct[best].astype(float) - correct[-1])
+    low, high = (round(float(v), 9) for v in np.percentile(gains, [5, 95]))
+    confident = not low <= cut_margin < high
     per_class = int(np.median(counts[counts > 0]))
     size = "small" if per_class < large_from else "large"
-    similarity = "similar" if distance < distance_threshold else "different"
+    similarity = "different" if gain > cut_margin else "similar"
     if not confident:
         warnings.warn(
-            f"advise: the domain distance {distance:.3f} of {len(picks)} images has a 90% interval of "
-            f"{low:.3f}-{high:.3f}, which reaches across the threshold {distance_threshold}: this sample cannot "
-            f"tell similar from different. Pass more images (sample=, now {sample}; a larger dataset).",
+            f"advise: the best probe ({ends[best]}) beats the last block by {gain:+.3f} on {len(picks)} images, "
+            f"with a 90% interval of {low:+.3f} to {high:+.3f}, which reaches across the margin {cut_margin}: this "
+            f"sample cannot tell whether to cut earlier. Pass more images (sample=, now {sample}; a larger dataset).",
             stacklevel=2,
         )
     return Advice(
         quadrant=f"{size} + {similarity}",
-        strategy=STRATEGIES[(size, similarity)],
+        strategy=STRATEGIES[(size, similarity)].format(cut=ends[best]),
         images_per_class=per_class,
-        num_classes=int((counts > 0).sum()),
+        num_classes=classes,
         domain_distance=distance,
         distance_threshold=float(distance_threshold),
         large_from=int(large_from),
         layer_distances=tuple(float(d) for d in layer_distances),
         sample_size=len(picks),
         backbone=name,
-        distance_interval=(low, high),
+        distance_interval=distance_interval,
         confident=confident,
+        block_ends=tuple(ends),
+        probe_accuracies=tuple(float(a) for a in accuracies),
+        cut_layer=ends[best],
+        cut_gain=gain,
+        cut_gain_interval=(low, high),
+        cut_margin=float(cut_margin),
     )
