@@ -14,11 +14,18 @@ import measure_advice  # noqa: E402
 import score_advice  # noqa: E402
 
 
-def row(task: str, size: int, accuracy: dict[str, list[float]], distance: float = 0.2, quadrant="small + similar"):
+def row(task: str, size: int, accuracy: dict[str, list[float]], distance: float = 0.2, quadrant="small + similar",
+        gain: float = 0.0):  # fmt: skip
+    """A task size as `score_advice.task_sizes` builds it; advise's cut (block 10) scores `best_cut`'s accuracy."""
     seeds = len(next(iter(accuracy.values())))
+    cut_test = [[0.0] * 10 + [a] + [0.0] * 3 for a in accuracy["best_cut"]]
+    advised = [cut_test[i][10] if score_advice.ADVISED[quadrant] == "best_cut"
+               else accuracy[score_advice.ADVISED[quadrant]][i] for i in range(seeds)]  # fmt: skip
     return {"task": task, "size": size, "seeds": list(range(seeds)), "accuracy": accuracy,
-            "last_block": accuracy["frozen"], "quadrant": [quadrant] * seeds,
-            "scores": {s: [distance] * seeds for s in score_advice.SCORES}}  # fmt: skip
+            "last_block": accuracy["frozen"], "quadrant": [quadrant] * seeds, "advised": advised,
+            "cut_test": cut_test, "cut_depth": [10] * seeds,
+            "scores": {s: [distance] * seeds for s in score_advice.SCORES if s != "probe_gain"}
+            | {"probe_gain": [gain] * seeds}}  # fmt: skip
 
 
 def accuracies(**means: float) -> dict[str, list[float]]:
@@ -44,6 +51,25 @@ def test_the_refitted_table_finds_the_threshold_that_separates_the_tasks():
     evaluation = score_advice.evaluate(rows, 0.01)
     assert evaluation["the table, both thresholds refitted"]["held out (leave one task out)"] == 1.0
     assert evaluation["advise"]["all"] == 0.5  # it says "frozen" (small + similar) for every row
+
+
+def test_the_probes_margin_is_refitted_on_the_other_tasks():
+    rows = [row(f"same{i}", 10, accuracies(frozen=0.9), gain=0.01 * i) for i in range(3)]  # a cut did not help
+    rows += [row(f"cut{i}", 10, accuracies(best_cut=0.9), gain=0.06 + 0.01 * i) for i in range(3)]
+    margin = score_advice._fit_margin(rows, 0.01)
+    assert 0.02 <= margin < 0.06
+    assert score_advice._probes(rows[0], margin) == rows[0]["accuracy"]["frozen"]
+    assert score_advice._probes(rows[-1], margin) == [seed[10] for seed in rows[-1]["cut_test"]]
+    evaluation = score_advice.evaluate(rows, 0.01)
+    assert evaluation["advise's probes, the cut margin refitted"]["held out (leave one task out)"] == 1.0
+
+
+def test_a_named_cut_is_scored_at_the_block_advise_named():
+    result = {"advice": {"quadrant": "small + different", "cut_depth": 2},
+              "cut": {"test": [0.5, 0.6, 0.7, 0.9]}, "accuracy": {"best_cut": 0.9, "frozen": 0.8}}  # fmt: skip
+    assert score_advice.advised_accuracy(result) == 0.7  # not the cut validation chose (0.9)
+    result["advice"]["quadrant"] = "small + similar"
+    assert score_advice.advised_accuracy(result) == 0.8
 
 
 def test_corruptions_keep_the_images_and_do_what_they_say():

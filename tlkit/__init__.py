@@ -41,8 +41,8 @@ _ORIGIN = {name: module for module, names in _EXPORTS.items() for name in names}
 # Submodules reached as attributes (`tlkit.plots.training_curves`, `tlkit.assets.fetch`).
 _SUBMODULES = (
     "advice", "assets", "augment", "backbones", "checks", "curves", "data", "detection", "errors",
-    "experiments", "features", "layers", "memory", "model", "network", "plots", "probes", "profiles",
-    "range_test", "runs", "search", "text", "train", "transferability",
+    "experiments", "features", "fine_tuning", "gradcam", "layers", "memory", "model", "network", "plots",
+    "probes", "profiles", "range_test", "runs", "search", "text", "train", "transferability",
 )  # fmt: skip
 
 __all__ = sorted(_ORIGIN)

@@ -145,8 +145,31 @@ def confusion_matrix(
     return fig
 
 
-def worst_errors(images, y_true, probabilities, class_names, n: int = 8):
-    """The `n` wrong predictions made with the highest confidence."""
+def worst_errors(images, y_true, probabilities, class_names, n: int = 8, heatmaps=None):
+    """The `n` wrong predictions made with the highest confidence, each image with its true and predicted class.
+
+    Args:
+        images: `(N, height, width, 3)` 0-255 images.
+        y_true: `(N,)` true class indices.
+        probabilities: `(N, classes)` predicted probabilities.
+        class_names: the name of each class index.
+        n: how many errors to show (fewer if there are fewer).
+        heatmaps: optional `(N, h, w)` maps in [0, 1] (e.g. `tlkit.gradcam.gradcam`), drawn over each image
+            (upsampled to its size): where the network looked for the class it predicted.
+
+    Returns:
+        The matplotlib `Figure`, its titles the true class, the predicted one and its probability.
+
+    Example:
+
+    ```python
+    probabilities = model.predict(splits.test.images, verbose=0)
+    tlkit.plots.worst_errors(splits.test.images, splits.test.labels, probabilities, splits.class_names)
+    ```
+    """
+    y_true, probabilities = np.asarray(y_true), np.asarray(probabilities)
+    if heatmaps is not None and len(heatmaps) != len(y_true):
+        raise invalid("heatmaps", f"{len(heatmaps)} maps for {len(y_true)} images", "one map per image")
     y_pred = probabilities.argmax(-1)
     wrong = np.flatnonzero(y_pred != y_true)
     wrong = wrong[np.argsort(-probabilities[wrong, y_pred[wrong]])][:n]
@@ -155,6 +178,9 @@ def worst_errors(images, y_true, probabilities, class_names, n: int = 8):
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
         ax.imshow(images[i].astype("uint8"))
+        if heatmaps is not None:
+            height, width = images[i].shape[:2]
+            ax.imshow(heatmaps[i], cmap="jet", alpha=0.4, extent=(0, width, height, 0), interpolation="bilinear")
         ax.set_title(
             f"true {str(class_names[y_true[i]])[:10]}\npred {str(class_names[y_pred[i]])[:10]} "
             f"{probabilities[i, y_pred[i]]:.2f}",
