@@ -21,6 +21,7 @@ predictor of what a strategy gains (Kendall's tau 0.19-0.23), and the probes are
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 
 import keras
@@ -219,6 +220,12 @@ def image_moments(images, base: keras.Model, backbone: str, image_size: int, bat
     return layers, [np.concatenate(m) for m in means], [np.concatenate(q) for q in squares]
 
 
+@functools.lru_cache(maxsize=4)
+def _probe_base(backbone: str, image_size: int) -> keras.Model:
+    """The pretrained base at the probes' image size, loaded once per process: advise only reads it."""
+    return load_backbone(backbone, image_size)
+
+
 def block_features(images, base: keras.Model, backbone: str, batch_size: int = 50) -> tuple[list[str], list]:
     """The globally averaged output of every block end of `base` for each image, in one forward pass.
 
@@ -412,7 +419,7 @@ def advise(
     layers, means, squares = image_moments(images, base, name, image_size)
     # The probes look at the images at their own size (the size they will be trained at), not the distance's.
     probe_size = max(get_spec(name).min_size, min(images.shape[1:3]))
-    probe_base = base if base.input_shape[1] == probe_size else load_backbone(name, probe_size)
+    probe_base = base if base.input_shape[1] == probe_size else _probe_base(name, probe_size)
     ends, features = block_features(images, probe_base, name)
     layer_distances = _layer_distances(layers, means, squares)[0]
     distance = float(layer_distances.mean())
