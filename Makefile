@@ -35,17 +35,20 @@ lesson:
 # The assets for the tests: $TLKIT_ASSETS when set (never downloaded into), else ../shared/data
 # beside the checkout, else the cache, else fetched into the cache; with none of these and no
 # network, one paragraph says so before anything is installed.
+# Two processes at a time on two cores (pytest-xdist workers, or the rehearsal's two kernels): each keeps
+# TensorFlow's and the BLAS libraries' work on one thread, so they do not fight for the cores.
+ONE_THREAD = TF_NUM_INTRAOP_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 test:
 	@assets="$$($(ASSETS) ensure ../shared/data)" && \
 	$(MAKE) -s --no-print-directory $(VENV)/.installed-test && \
-	echo "TLKIT_PROFILE=offline TLKIT_ASSETS=$$assets $(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks" && \
-	TLKIT_PROFILE=offline TLKIT_ASSETS="$$assets" KERAS_HOME=$(CURDIR)/.keras_home \
+	echo "$(ONE_THREAD) TLKIT_PROFILE=offline TLKIT_ASSETS=$$assets $(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks" && \
+	$(ONE_THREAD) TLKIT_PROFILE=offline TLKIT_ASSETS="$$assets" KERAS_HOME=$(CURDIR)/.keras_home \
 		$(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks
 
 # The full profile (Colab's) on this CPU with every download stood in for locally: every lesson and every
 # assignment's solution, or the notebooks named by NOTEBOOKS="06 assignments/02_small_different.ipynb".
 rehearse: $(VENV)/.installed-test
-	$(PY) scripts/rehearse.py $(NOTEBOOKS)
+	$(ONE_THREAD) $(PY) scripts/rehearse.py $(NOTEBOOKS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check $(LINTED)
