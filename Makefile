@@ -35,8 +35,8 @@ lesson:
 # The assets for the tests: $TLKIT_ASSETS when set (never downloaded into), else ../shared/data
 # beside the checkout, else the cache, else fetched into the cache; with none of these and no
 # network, one paragraph says so before anything is installed.
-# Two processes at a time on two cores (pytest-xdist workers, or the rehearsal's two kernels): each keeps
-# TensorFlow's and the BLAS libraries' work on one thread, so they do not fight for the cores.
+# Two pytest-xdist workers on two cores: each keeps TensorFlow's and the BLAS libraries' work on one thread,
+# so they do not fight for the cores. (The rehearsal keeps the default threads, the Colab setting.)
 ONE_THREAD = TF_NUM_INTRAOP_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 test:
 	@assets="$$($(ASSETS) ensure ../shared/data)" && \
@@ -48,7 +48,7 @@ test:
 # The full profile (Colab's) on this CPU with every download stood in for locally: every lesson and every
 # assignment's solution, or the notebooks named by NOTEBOOKS="06 assignments/02_small_different.ipynb".
 rehearse: $(VENV)/.installed-test
-	$(ONE_THREAD) $(PY) scripts/rehearse.py $(NOTEBOOKS)
+	$(PY) scripts/rehearse.py $(NOTEBOOKS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check $(LINTED)
