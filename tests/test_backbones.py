@@ -76,6 +76,17 @@ def test_preprocessing_layer_equals_keras_preprocess_input(name):
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["mobilenet_0.25", "resnet50"])
+def test_preprocessing_leaves_the_callers_tensor_as_it_was(name):
+    """`preprocess_input` divides in place: on PyTorch, a float32 tensor passed in would come back changed."""
+    images = keras.ops.convert_to_tensor(np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32"))
+    before = keras.ops.convert_to_numpy(images).copy()
+    layer = tlkit.BackbonePreprocessing(name)
+    first, second = (keras.ops.convert_to_numpy(layer(images)) for _ in range(2))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(images), before)
+    np.testing.assert_array_equal(first, second)
+
+
 def test_preprocessing_modes_are_the_documented_ones():
     """Spot values, so the test above cannot pass by comparing two wrong things."""
     pixel = np.array([[[[0, 128, 255]]]], np.uint8)

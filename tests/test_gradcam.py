@@ -21,7 +21,7 @@ class FixedMask(keras.layers.Layer):
         self.mask = np.asarray(mask, "float32")
 
     def call(self, x):
-        return x * self.mask[None, :, :, None]
+        return x * keras.ops.convert_to_tensor(self.mask)[None, :, :, None]
 
 
 def region_model() -> keras.Model:
@@ -89,10 +89,13 @@ def test_at_the_last_feature_map_gradcam_is_the_class_activation_map_of_the_head
             fan_in = int(np.prod(layer.kernel.shape[:2])) * (1 if depthwise else layer.kernel.shape[2])
             layer.kernel.assign(rng.normal(0, np.sqrt(2 / fan_in), layer.kernel.shape).astype("float32"))
     model = tlkit.build_classifier(base, 4)
+    head = model.get_layer("head")
+    head.kernel.assign(rng.normal(0, 1, head.kernel.shape).astype("float32"))  # the same on every backend
     images = rng.integers(0, 256, (2, 64, 64, 3)).astype("float32")
     features = keras.ops.convert_to_numpy(base(model.get_layer("preprocess")(images), training=False))
     kernel = keras.ops.convert_to_numpy(model.get_layer("head").kernel)
     cam = np.maximum(features @ kernel[:, 2], 0)
+    assert np.all(cam.max(axis=(1, 2)) > 0), "a class the features raise somewhere"
     cam /= cam.max(axis=(1, 2), keepdims=True)
     heatmaps = gradcam(model, images, class_index=2)
     assert heatmaps.shape == (2, 2, 2)
@@ -148,10 +151,17 @@ def test_errors_name_the_problem_and_the_fix(tiny_base, random_images):
         pointing_game(np.ones((2, 8, 8)), [(0, 0, 4, 4)])
 
 
-def test_a_model_that_is_not_a_chain_of_layers_is_refused():
+def test_a_feature_layer_that_a_skip_connection_crosses_is_refused_and_one_it_does_not_is_followed():
     inputs = keras.Input((8, 8, 3))
-    features = keras.layers.Conv2D(3, 3, padding="same", name="features")(inputs)
-    residual = keras.layers.Add()([features, keras.layers.Conv2D(3, 1)(features)])
-    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.GlobalAveragePooling2D()(residual))
-    with pytest.raises(ValueError, match=r"cannot follow .*chains its layers in order"):
-        gradcam(keras.Model(inputs, outputs), np.ones((1, 8, 8, 3)), "features")
+    stem = keras.layers.Conv2D(3, 3, padding="same", name="stem")(inputs)
+    features = keras.layers.Conv2D(3, 3, padding="same", name="features")(stem)
+    residual = keras.layers.Add()([features, keras.layers.Conv2D(3, 1)(features)])  # both sides after "features"
+    crossed = keras.layers.Add()([stem, residual])  # "stem" skips past "features"
+    pooled = keras.layers.GlobalAveragePooling2D()
+    head = keras.layers.Dense(2, activation="softmax")
+    images = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 3)).astype("float32")
+    within = keras.Model(inputs, head(pooled(residual)))
+    assert gradcam(within, images, "features").shape == (2, 8, 8)
+    across = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled(crossed)))
+    with pytest.raises(ValueError, match=r"skip connection .* crosses.*block_ends"):
+        gradcam(across, images, "features")

@@ -460,7 +460,9 @@ class BackbonePreprocessing(keras.layers.Layer):
         self._preprocess = get_spec(backbone).preprocess
 
     def call(self, images):
-        return self._preprocess(keras.ops.cast(images, self.compute_dtype))
+        # `preprocess_input` works in place (`x /= 127.5`): on the PyTorch backend that would change the caller's
+        # tensor, so that the next call preprocesses it twice. It gets a copy.
+        return self._preprocess(keras.ops.copy(keras.ops.cast(images, self.compute_dtype)))
 
     def compute_output_shape(self, input_shape):
         return input_shape

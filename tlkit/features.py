@@ -220,7 +220,8 @@ def train_head(
         raise invalid("hidden", hidden, "a sequence of positive layer widths such as (256,), or () for a linear head")
     head = head_model(features.shape[-1], num_classes, dropout, tuple(hidden))
     compile_model(head, learning_rate)
-    head.steps_per_execution = -(-len(features) // batch_size)  # one call per epoch, not one per step
+    if keras.backend.backend() != "torch":  # PyTorch's trainer runs one step per call
+        head.steps_per_execution = -(-len(features) // batch_size)  # one call per epoch, not one per step
     if keras.backend.backend() == "tensorflow":  # serves an epoch in about half the time of fit's own slicing
         data = {"x": _dataset(features, labels, batch_size, shuffle=True), "shuffle": False}  # shuffled already
         val = val and _dataset(*val, batch_size)

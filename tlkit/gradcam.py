@@ -7,8 +7,10 @@ the models tlkit builds: `tlkit.build_classifier` nests the base as one layer, s
 map is read inside the base while the rest of the classifier runs as it does in `predict`.
 The score is the class's logit, before the softmax, as in the paper.
 
-The forward pass uses Keras layers only; taking the gradient is the one backend-specific step,
-done with TensorFlow's `GradientTape` (`tensorflow_gradients`).
+The model is cut in two at the feature layer (`split_forward`), so the feature map is the input
+of the second half; taking the gradient there is the one backend-specific step (`score_gradients`:
+TensorFlow's `GradientTape`, `jax.grad` or `torch.autograd.grad`). Everything else is Keras layers
+and NumPy, the same on every backend.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def gradcam(
     Raises:
         ValueError: before any computation, for images that are not a batch the model takes,
             an unknown layer, a layer without a feature map output, or a class out of range.
-        NotImplementedError: on a Keras backend other than TensorFlow.
+        NotImplementedError: on a Keras backend other than TensorFlow, JAX or PyTorch.
 
     Example:
 
@@ -77,25 +79,21 @@ def gradcam(
     batch_size = check_int("batch_size", batch_size, 1)
     classes = _check_classes(class_index, len(images), model.output_shape[-1])
     container, target = find_layer(model, layer)
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        raise NotImplementedError(
-            f"Grad-CAM takes a gradient with TensorFlow's GradientTape; the Keras backend is {backend!r}. "
-            "Run it with KERAS_BACKEND=tensorflow (set before Keras is imported)."
-        )
-    forward = feature_forward(model, container, target)
+    features_of, scores_of = split_forward(model, container, target)
     heatmaps = []
     for start in range(0, len(images), batch_size):
         batch = keras.ops.convert_to_tensor(images[start : start + batch_size])
         chosen = None if classes is None else classes[start : start + batch_size]
+        expected = keras.ops.convert_to_numpy(model(batch, training=False))
         try:
-            features, gradients, predictions = tensorflow_gradients(forward, batch, chosen)
+            features = features_of(batch)
+            gradients, predictions = score_gradients(scores_of, features, chosen)
         except (TypeError, ValueError) as error:  # a merge layer given one tensor, shapes that do not chain
             reason = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split())[:160]
             raise _not_a_chain(model, f"calling its layers one after another failed ({reason})") from error
-        expected = keras.ops.convert_to_numpy(model(batch, training=False))
         if not np.allclose(predictions, expected, rtol=1e-3, atol=1e-4):
             raise _not_a_chain(model, "calling its layers one after another gave other predictions than the model")
+        features = keras.ops.convert_to_numpy(keras.ops.cast(features, "float32"))
         heatmaps.append(weigh_channels(features, gradients))
     return np.concatenate(heatmaps)
 
@@ -207,16 +205,18 @@ def _is_feature_map(layer: keras.layers.Layer) -> bool:
     return isinstance(shape, tuple) and len(shape) == 4
 
 
-def feature_forward(
+def split_forward(
     model: keras.Model, container: keras.Model, target: keras.layers.Layer
-) -> Callable[[object], tuple[object, object, object]]:
-    """A function of images: `(feature map, class scores, predictions)`, calling the model's layers in order.
+) -> tuple[Callable[[object], object], Callable[[object], tuple[object, object]]]:
+    """The classifier cut in two at the feature layer: images -> feature map, and feature map -> class scores.
 
-    Where the model calls `container` (its nested base), a model of the base's graph with two
-    outputs, `[target's feature map, base output]`, is called instead; when `container` is the
-    model itself, the feature map is `target`'s output as the chain passes it. The class
-    scores are the logits before the softmax of a final softmax `Dense` layer (its `kernel` and
-    `bias`), the predictions otherwise.
+    The first half runs the model's layers before its nested base (`container`), then the base
+    up to `target`; the second runs the rest of the base, the layers after it, and the last
+    layer. When `container` is the model itself, each half is the model's own graph between the
+    input, `target` and the last layer. The class scores are the logits before the softmax of a
+    final softmax `Dense` layer (its `kernel` and `bias`), the predictions otherwise. Cutting the
+    model in two is what lets every backend take the gradient with respect to the feature map:
+    it becomes the second half's input.
 
     Args:
         model: a classifier whose layers form a chain (`tlkit.build_classifier`).
@@ -224,74 +224,124 @@ def feature_forward(
         target: the feature layer (`find_layer`).
 
     Returns:
-        The function; every layer is called with `training=False`.
+        `(features_of, scores_of)`: `features_of(images)` is the feature map, and
+        `scores_of(features)` is `(class scores, predictions)`. Every layer is called with
+        `training=False`.
+
+    Raises:
+        ValueError: when a later layer also reads a layer before `target` (a skip connection
+            across it), so that the feature map alone does not determine the output.
 
     Example:
 
     ```python
-    forward = tlkit.gradcam.feature_forward(model, *tlkit.gradcam.find_layer(model))
-    features, scores, predictions = forward(images)
+    features_of, scores_of = tlkit.gradcam.split_forward(model, *tlkit.gradcam.find_layer(model))
+    scores, predictions = scores_of(features_of(images))
     ```
     """
-    inner = None
-    if container is not model:
-        inner = keras.Model(container.input, [target.output, container.output], name=f"{container.name}_gradcam")
     chain = [child for child in model.layers if not isinstance(child, keras.layers.InputLayer)]
     last = chain[-1]
+    if container is model:
+        before, after, start, end = [], [], model.input, last.input
+    else:
+        where = chain.index(container)
+        before, after, start, end = chain[:where], chain[where + 1 : -1], container.input, container.output
+    try:
+        to_features = keras.Model(start, target.output, name=f"{container.name}_to_features")
+        if target.output is end:  # the base's last feature map: nothing of it is left after the cut
+            from_features = keras.layers.Identity(name=f"{container.name}_from_features")
+        else:
+            from_features = keras.Model(target.output, end, name=f"{container.name}_from_features")
+    except ValueError as error:
+        raise ValueError(
+            f"Invalid value for argument `layer`. Received: layer={target.name!r}, which a skip connection of "
+            f"{container.name!r} crosses: a later layer also reads a layer before it, so the feature map alone "
+            "does not give the output. Expected a layer that cuts the network in two, e.g. one of "
+            "tlkit.block_ends(base)."
+        ) from error
     softmax_dense = isinstance(last, keras.layers.Dense) and last.activation is keras.activations.softmax
 
-    def forward(images):
-        x, features = images, None
-        for child in chain[:-1]:
-            if child is container:
-                features, x = inner(x, training=False)
-            else:
-                x = child(x, training=False)
-                if child is target:
-                    features = x
+    def features_of(images):
+        x = images
+        for child in before:
+            x = child(x, training=False)
+        return to_features(x, training=False)
+
+    def scores_of(features):
+        x = from_features(features, training=False)
+        for child in after:
+            x = child(x, training=False)
         predictions = last(x, training=False)
-        scores = predictions
-        if softmax_dense:
-            x = keras.ops.cast(x, last.kernel.dtype)
-            scores = keras.ops.matmul(x, last.kernel) + (last.bias if last.use_bias else 0.0)
-        if features is None:
-            raise ValueError(f"{model.name!r} never reached {target.name!r}: pass a layer before its output layer.")
-        return features, scores, predictions
+        if not softmax_dense:
+            return predictions, predictions
+        x = keras.ops.cast(x, last.kernel.dtype)
+        return keras.ops.matmul(x, last.kernel) + (last.bias if last.use_bias else 0.0), predictions
 
-    return forward
+    return features_of, scores_of
 
 
-def tensorflow_gradients(forward: Callable, images, class_index: np.ndarray | None):
-    """The TensorFlow-specific step: gradients of class scores with respect to the feature map.
+def _class_score(scores, predictions, class_index):
+    """The sum over the batch of each image's score for its class (the predicted one when None)."""
+    classes = keras.ops.argmax(predictions, axis=-1) if class_index is None else class_index
+    classes = keras.ops.reshape(keras.ops.cast(classes, "int32"), (-1, 1))
+    return keras.ops.sum(keras.ops.take_along_axis(keras.ops.cast(scores, "float32"), classes, axis=1))
 
-    Runs `forward` under a `tf.GradientTape` and differentiates each image's score for its
-    class (`class_index`, or the predicted class) with respect to the feature map. This is the
-    only part of Grad-CAM that needs TensorFlow; the rest uses Keras layers and NumPy.
+
+def score_gradients(scores_of: Callable, features, class_index: np.ndarray | None):
+    """Gradients of each image's class score with respect to its feature map, on the Keras backend in use.
+
+    This is the one backend-specific step of Grad-CAM: TensorFlow's `GradientTape`, `jax.grad`,
+    or `torch.autograd.grad`. The images of a batch do not interact (every layer runs with
+    `training=False`), so the gradient of the summed scores gives each image's own gradient.
 
     Args:
-        forward: a function of images returning `(feature map, class scores, predictions)`
-            (`feature_forward`).
-        images: a batch of images, a tensor.
+        scores_of: a function of feature maps returning `(class scores, predictions)`
+            (the second half of `split_forward`).
+        features: a batch of feature maps, a tensor of the backend.
         class_index: one class per image, or None for the predicted ones.
 
     Returns:
-        `(features, gradients, predictions)` as float32 NumPy arrays.
+        `(gradients, predictions)` as float32 NumPy arrays.
+
+    Raises:
+        NotImplementedError: on a backend other than TensorFlow, JAX or PyTorch.
 
     Example:
 
     ```python
-    features, gradients, _ = tlkit.gradcam.tensorflow_gradients(forward, images, None)
+    features_of, scores_of = tlkit.gradcam.split_forward(model, *tlkit.gradcam.find_layer(model))
+    gradients, _ = tlkit.gradcam.score_gradients(scores_of, features_of(images), None)
     ```
     """
-    import tensorflow as tf
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-    with tf.GradientTape() as tape:
-        features, scores, predictions = forward(images)
-        classes = keras.ops.argmax(predictions, axis=-1) if class_index is None else class_index
-        classes = keras.ops.reshape(keras.ops.cast(classes, "int32"), (-1, 1))
-        score = keras.ops.take_along_axis(keras.ops.cast(scores, "float32"), classes, axis=1)
-    gradients = tape.gradient(score, features)
-    return tuple(keras.ops.convert_to_numpy(keras.ops.cast(t, "float32")) for t in (features, gradients, predictions))
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            scores, predictions = scores_of(features)
+            score = _class_score(scores, predictions, class_index)
+        gradients = tape.gradient(score, features)
+    elif backend == "jax":
+        import jax
+
+        def score_of(f):
+            scores, predictions = scores_of(f)
+            return _class_score(scores, predictions, class_index), predictions
+
+        gradients, predictions = jax.grad(score_of, has_aux=True)(features)
+    elif backend == "torch":
+        import torch
+
+        features = features.detach().requires_grad_(True)
+        scores, predictions = scores_of(features)
+        (gradients,) = torch.autograd.grad(_class_score(scores, predictions, class_index), features)
+        predictions = predictions.detach()
+    else:
+        raise NotImplementedError(
+            f"Grad-CAM takes its gradient with TensorFlow, JAX or PyTorch; the Keras backend is {backend!r}."
+        )
+    return tuple(keras.ops.convert_to_numpy(keras.ops.cast(t, "float32")) for t in (gradients, predictions))
 
 
 def weigh_channels(features: np.ndarray, gradients: np.ndarray) -> np.ndarray:
