@@ -127,3 +127,11 @@ def test_uncompiled_model_and_array_data_raise(data):
         tlkit.experiments.lr_find(keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)]), data)
     with pytest.raises(ValueError, match="tf.data.Dataset"):
         tlkit.experiments.lr_find(model, np.zeros((4, 8)))
+
+
+def test_a_model_compiled_with_a_schedule_is_refused_with_the_fix(data):
+    model = small_model()
+    schedule = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=10)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
+    with pytest.raises(ValueError, match=r"learning-rate schedule.*tlkit.compile_model"):
+        tlkit.experiments.lr_find(model, data)

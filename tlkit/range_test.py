@@ -133,6 +133,12 @@ class ExponentialRange(keras.callbacks.Callback):
 
 def _check_arguments(model, min_lr, max_lr, steps, smoothing, diverge) -> None:
     check_compiled(model, "the range test uses its optimizer and loss")
+    if isinstance(model.optimizer.get_config().get("learning_rate"), dict):  # a schedule, serialised
+        raise ValueError(
+            f"Invalid value for argument `model`. Received: {model.name!r}, compiled with a learning-rate schedule "
+            "(e.g. by tlkit.fine_tuning.fine_tune). Expected an optimizer with a plain learning rate, which the range "
+            "test sets at every step: recompile first, e.g. tlkit.compile_model(model, 1e-3)."
+        )
     check_number("min_lr", min_lr, 0, exclusive_minimum=True)
     check_number("max_lr", max_lr, 0, exclusive_minimum=True)
     if min_lr >= max_lr:
