@@ -68,6 +68,21 @@ def test_the_peak_lands_in_the_region_the_class_score_reads():
     assert not inside(peak(green[0], image_size=16), REGION) and inside(peak(green[0], 16), (2, 10, 6, 14))
 
 
+def test_log_probability_finds_the_evidence_a_logit_leaves_out():
+    """Class 1's logit is a constant and the red square lowers class 0's: class 1's evidence lies in class 0's logit."""
+    model, images = region_model(), red_and_green()
+    model.get_layer("head").set_weights([np.array([[-5, 0], [0, 0]], "float32"), np.zeros(2, "float32")])
+    assert model.predict(images, verbose=0).argmax() == 1
+    logit = gradcam(model, images, "detectors", class_index=1)
+    assert logit.max() == 0  # no position raises a constant: the map is empty
+    assert pointing_game(logit, [(0, 0, 16, 16)], image_size=16).tolist() == [False]  # an empty map points nowhere
+    probability = gradcam(model, images, "detectors", class_index=1, score="log_probability")
+    assert inside(peak(probability[0], image_size=16), (10, 2, 14, 6))  # the red square, which lowers class 0
+    assert pointing_game(probability, [REGION], image_size=16).tolist() == [True]
+    # Class 0's own logit falls on the red square too: neither score finds anything raising it.
+    assert gradcam(model, images, "detectors", class_index=0, score="log_probability").max() == 0
+
+
 def test_heatmaps_of_a_tlkit_classifier_have_the_feature_map_shape_and_lie_in_0_1(live_base, random_images):
     model = tlkit.build_classifier(live_base, 3)
     images = random_images(3)
@@ -143,6 +158,8 @@ def test_errors_name_the_problem_and_the_fix(tiny_base, random_images):
         gradcam(model, images, class_index=2)
     with pytest.raises(ValueError, match=r"built for 32x32"):
         gradcam(model, random_images(1, size=48))
+    with pytest.raises(ValueError, match=r"score='log_prob'.*Did you mean 'log_probability'"):
+        gradcam(model, images, score="log_prob")
     with pytest.raises(ValueError, match=r"fractions of the image"):
         pointing_game(np.ones((1, 8, 8)), [(0.1, 0.1, 0.5, 0.5)])
     with pytest.raises(ValueError, match=r"y0 < y1"):
@@ -165,3 +182,13 @@ def test_a_feature_layer_that_a_skip_connection_crosses_is_refused_and_one_it_do
     across = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled(crossed)))
     with pytest.raises(ValueError, match=r"skip connection .* crosses.*block_ends"):
         gradcam(across, images, "features")
+
+
+def test_log_probability_needs_a_final_softmax_dense_layer():
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(3, 3, padding="same", name="features")(inputs)
+    outputs = keras.layers.Dense(2, name="logits")(keras.layers.GlobalAveragePooling2D()(features))
+    model = keras.Model(inputs, outputs)
+    assert gradcam(model, np.ones((1, 8, 8, 3)), "features").shape == (1, 8, 8)  # its outputs are the scores
+    with pytest.raises(ValueError, match=r"score='log_probability'.*'logits' is not a softmax Dense layer"):
+        gradcam(model, np.ones((1, 8, 8, 3)), "features", score="log_probability")

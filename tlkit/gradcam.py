@@ -5,7 +5,8 @@ positions, weighs each channel; the weighted sum of the channels, negative value
 is the heatmap. It follows the Keras example "Grad-CAM class activation visualization", for
 the models tlkit builds: `tlkit.build_classifier` nests the base as one layer, so the feature
 map is read inside the base while the rest of the classifier runs as it does in `predict`.
-The score is the class's logit, before the softmax, as in the paper.
+The score is the class's logit, before the softmax, as in the paper, or its log probability
+(`score="log_probability"`), which also counts the evidence that lowers the other classes.
 
 The model is cut in two at the feature layer (`split_forward`), so the feature map is the input
 of the second half; taking the gradient there is the one backend-specific step (`score_gradients`:
@@ -32,6 +33,7 @@ def gradcam(
     layer: str | None = None,
     class_index: int | Sequence[int] | None = None,
     batch_size: int = 32,
+    score: str = "logit",
 ) -> np.ndarray:
     """Grad-CAM heatmaps of `images` for a class, at the resolution of a feature map.
 
@@ -49,6 +51,14 @@ def gradcam(
         class_index: the class to explain: one index for every image, one per image, or None
             for the class the model predicts for each image.
         batch_size: how many images go through the model at once.
+        score: what the map explains. `"logit"`: the class's logit before the softmax, as in the
+            paper. `"log_probability"`: the log of the class's softmax probability, its logit
+            minus the log-sum-exp of all the logits: the evidence for the class against the
+            others. The softmax reads only the differences of the logits, so a class's own logit
+            can fall everywhere while its probability rises (with two classes, the evidence for
+            one can lie wholly in the other's logit); its `"logit"` map is then all zeros. With
+            two classes the `"log_probability"` map is that of the difference of the two logits.
+            It needs a model that ends in a softmax `Dense` layer.
 
     Returns:
         float32 heatmaps `(n, h, w)` in [0, 1], each divided by its maximum (all zeros where no
@@ -57,7 +67,8 @@ def gradcam(
 
     Raises:
         ValueError: before any computation, for images that are not a batch the model takes,
-            an unknown layer, a layer without a feature map output, or a class out of range.
+            an unknown layer, a layer without a feature map output, a class out of range, or
+            `score="log_probability"` for a model without a final softmax `Dense` layer.
         NotImplementedError: on a Keras backend other than TensorFlow, JAX or PyTorch.
 
     Example:
@@ -78,8 +89,11 @@ def gradcam(
     images = _check_images(model, images)
     batch_size = check_int("batch_size", batch_size, 1)
     classes = _check_classes(class_index, len(images), model.output_shape[-1])
+    check_choice("score", score, ("logit", "log_probability"))
     container, target = find_layer(model, layer)
     features_of, scores_of = split_forward(model, container, target)
+    if score == "log_probability":
+        scores_of = _log_probabilities(model, scores_of)
     heatmaps = []
     for start in range(0, len(images), batch_size):
         batch = keras.ops.convert_to_tensor(images[start : start + batch_size])
@@ -96,6 +110,23 @@ def gradcam(
         features = keras.ops.convert_to_numpy(keras.ops.cast(features, "float32"))
         heatmaps.append(weigh_channels(features, gradients))
     return np.concatenate(heatmaps)
+
+
+def _log_probabilities(model: keras.Model, scores_of: Callable) -> Callable:
+    """`scores_of` with the logits replaced by their log-softmax: each class's log probability."""
+    last = model.layers[-1]
+    if not (isinstance(last, keras.layers.Dense) and last.activation is keras.activations.softmax):
+        raise ValueError(
+            f"Invalid value for argument `score`. Received: score='log_probability' for {model.name!r}, whose last "
+            f"layer {last.name!r} is not a softmax Dense layer. Expected a classifier that ends in one (as "
+            "tlkit.build_classifier builds it), or score='logit'."
+        )
+
+    def log_probabilities_of(features):
+        logits, predictions = scores_of(features)
+        return keras.ops.log_softmax(keras.ops.cast(logits, "float32"), axis=-1), predictions
+
+    return log_probabilities_of
 
 
 def _not_a_chain(model: keras.Model, what: str) -> ValueError:
@@ -460,7 +491,8 @@ def pointing_game(
     top, left, bottom, right, as TensorFlow Datasets orders them, but in pixels, not fractions);
     `"xyxy"` takes `(x0, y0, x1, y1)`, the order of `tlkit.detection`. The top and left edges
     are inside, the bottom and right edges outside, as in slicing: a peak at `(row, col)` hits
-    when `y0 <= row < y1` and `x0 <= col < x1`.
+    when `y0 <= row < y1` and `x0 <= col < x1`. A map that is zero everywhere (`gradcam`'s map
+    where no position raised the score) has no peak: it points nowhere, a miss.
 
     Args:
         heatmaps: `(n, h, w)` heatmaps (`gradcam`), or one `(h, w)`.
@@ -508,4 +540,5 @@ def pointing_game(
         )
     peaks = peak(batch, image_size)
     rows, cols = peaks[:, 0], peaks[:, 1]
-    return (rows >= y0 - tolerance) & (rows < y1 + tolerance) & (cols >= x0 - tolerance) & (cols < x1 + tolerance)
+    inside = (rows >= y0 - tolerance) & (rows < y1 + tolerance) & (cols >= x0 - tolerance) & (cols < x1 + tolerance)
+    return inside & (batch.max(axis=(1, 2)) > 0)  # an empty map's "peak" is only its first cell
