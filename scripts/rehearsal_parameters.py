@@ -35,6 +35,9 @@ PARAMETERS["02_small_different_cut_earlier"] = {
     "TEST_PER_CLASS": [40, 40, 10],  # (Fashion-MNIST, EuroSAT, Caltech-101): a third of the forward passes
     "PROBE_EPOCHS": 40,  # linear heads on 100 cached vectors converge well within 40 epochs
     "FINE_TUNE_EPOCHS": 2,  # the only fit through the base: runs the fine-tune and its BatchNorm check
+    # the BatchNorm arms at the offline size (the full branch's 160 px is GPU work); their epochs stay the
+    # offline ones: after tracing, 10 epochs of 100 images at 64 px take seconds
+    "BN_IMAGE_SIZE": 64,
 }
 
 PARAMETERS["03_large_similar_fine_tune_top"] = {
@@ -82,6 +85,9 @@ PARAMETERS["06_beyond_classification_detection"] = {
     "SOURCE_STEPS": 30,  # the source heads on cached features (offline: 400)
     "SOURCE_FINE_TUNE_STEPS": 10,  # the whole source detector, through the base (offline: 150)
     "STEPS": 12,  # each of the 5 arms (offline: 160): below the claims' scale, which the lesson checks
+    "CAM_IMAGES": 24,  # section 6's training and test scenes (offline: 200): every cell and plot runs
+    "CAM_HEAD_EPOCHS": 3,  # its heads on cached features (offline: 30)
+    "CAM_FINE_TUNE_EPOCHS": 1,  # one pass through the whole classifier (offline: 2); claims need 200 scenes
     "RETINANET_PRESET": "{presets}/retinanet_resnet50_fpn_coco",  # the stand-in: the real architecture
     "RETINANET_SCENE_SIZE": 192,  # the smallest scene that holds the 48-160 px objects
     "RETINANET_IMAGE_SIZE": 256,  # still a resize (192 -> 256), so boxes change frame; 512 px is GPU work
