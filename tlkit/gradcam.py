@@ -115,7 +115,7 @@ def gradcam(
 def _log_probabilities(model: keras.Model, scores_of: Callable) -> Callable:
     """`scores_of` with the logits replaced by their log-softmax: each class's log probability."""
     last = model.layers[-1]
-    if not (isinstance(last, keras.layers.Dense) and last.activation is keras.activations.softmax):
+    if not _is_softmax_dense(last):
         raise ValueError(
             f"Invalid value for argument `score`. Received: score='log_probability' for {model.name!r}, whose last "
             f"layer {last.name!r} is not a softmax Dense layer. Expected a classifier that ends in one (as "
@@ -127,6 +127,11 @@ def _log_probabilities(model: keras.Model, scores_of: Callable) -> Callable:
         return keras.ops.log_softmax(keras.ops.cast(logits, "float32"), axis=-1), predictions
 
     return log_probabilities_of
+
+
+def _is_softmax_dense(layer: keras.layers.Layer) -> bool:
+    """Whether `layer` is a `Dense` layer with a softmax: its logits are the class scores before it."""
+    return isinstance(layer, keras.layers.Dense) and layer.activation is keras.activations.softmax
 
 
 def _not_a_chain(model: keras.Model, what: str) -> ValueError:
@@ -290,7 +295,7 @@ def split_forward(
             "does not give the output. Expected a layer that cuts the network in two, e.g. one of "
             "tlkit.block_ends(base)."
         ) from error
-    softmax_dense = isinstance(last, keras.layers.Dense) and last.activation is keras.activations.softmax
+    softmax_dense = _is_softmax_dense(last)
 
     def features_of(images):
         x = images
