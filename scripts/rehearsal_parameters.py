@@ -106,3 +106,8 @@ PARAMETERS["07_beyond_images_word_vectors"] = {
     "BERT_EPOCHS": 1,  # one pass over the 60 training sentences
     "BERT_TOKENS": 32,  # a quarter of the full profile's 128: the 1,100 test sentences dominate on a CPU
 }
+
+PARAMETERS["08_beyond_one_device"] = {
+    "BACKBONE": "mobilenet_0.25",  # real ImageNet weights in the pack: the loss falls as it does offline
+    "EPOCHS": 2,  # 10 steps a run: both engines' runs, their shares and the curves' comparison all run
+}
