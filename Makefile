@@ -38,12 +38,14 @@ lesson:
 # Two pytest-xdist workers on two cores: each keeps TensorFlow's and the BLAS libraries' work on one thread,
 # so they do not fight for the cores. (The rehearsal keeps the default threads, the Colab setting.)
 ONE_THREAD = TF_NUM_INTRAOP_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# Lesson 08 trains on JAX and on TensorFlow in every run: `make test-jax` runs it, beside the JAX tests.
+TWO_BACKENDS = notebooks/08_beyond_one_device.ipynb
 test:
 	@assets="$$($(ASSETS) ensure ../shared/data)" && \
 	$(MAKE) -s --no-print-directory $(VENV)/.installed-test && \
-	echo "$(ONE_THREAD) TLKIT_PROFILE=offline TLKIT_ASSETS=$$assets $(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks" && \
+	echo "$(ONE_THREAD) TLKIT_PROFILE=offline TLKIT_ASSETS=$$assets $(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks --ignore=$(TWO_BACKENDS)" && \
 	$(ONE_THREAD) TLKIT_PROFILE=offline TLKIT_ASSETS="$$assets" KERAS_HOME=$(CURDIR)/.keras_home \
-		$(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks
+		$(PY) -m pytest -n 2 --dist loadfile --nbval-lax tests notebooks --ignore=$(TWO_BACKENDS)
 
 # The full profile (Colab's) on this CPU with every download stood in for locally: every lesson and every
 # assignment's solution, or the notebooks named by NOTEBOOKS="06 assignments/02_small_different.ipynb".
@@ -76,3 +78,21 @@ advice-slice: $(VENV)/.installed-test
 	TLKIT_ASSETS="$$assets" KERAS_HOME=$(CURDIR)/.keras_home $(PY) benchmarks/measure_advice.py --quick \
 		--tasks caltech_crustaceans3 digits --seeds 0 --out $(OUT)/advice_slice.json && \
 	$(PY) benchmarks/score_advice.py $(OUT)/advice_slice.json
+
+# The same lessons' model code on JAX, Keras 3's other main backend (README, "Keras backends"): the tests of
+# what tlkit does to a model (build, freeze and the BatchNorm rule, fine-tune, features, Grad-CAM), the
+# image core in a process where TensorFlow cannot be imported, two lessons, and lesson 08 (data parallelism,
+# which runs both backends), offline. XLA's matrix kernels keep to one thread per worker, as TensorFlow does
+# in `make test`. Building and loading every registered backbone is the same Keras work on every backend:
+# `make test` does it.
+JAX_TESTS = tests/test_model.py tests/test_fine_tuning.py tests/test_gradcam.py tests/test_backbones.py \
+	tests/test_features.py tests/test_without_tensorflow.py
+JAX_LESSONS = notebooks/00_why_transfer_works.ipynb notebooks/07_beyond_images_word_vectors.ipynb
+.PHONY: test-jax
+test-jax:
+	@assets="$$($(ASSETS) ensure ../shared/data)" && \
+	$(MAKE) -s --no-print-directory $(VENV)/.installed-test && \
+	KERAS_BACKEND=jax XLA_FLAGS=--xla_cpu_multi_thread_eigen=false \
+		$(ONE_THREAD) TLKIT_PROFILE=offline TLKIT_ASSETS="$$assets" KERAS_HOME=$(CURDIR)/.keras_home \
+		$(PY) -m pytest -n 2 --dist loadfile --nbval-lax $(JAX_TESTS) $(JAX_LESSONS) $(TWO_BACKENDS) \
+		-k "not every_backbone"
