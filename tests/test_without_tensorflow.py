@@ -51,7 +51,7 @@ print(json.dumps({
     "fit_epochs": len(history.history["loss"]),
     "features": list(features.shape),
     "fine_tune_epochs": len(tuned.history["loss"]),
-    "accuracy": tlkit.accuracy(model, splits.test.images, splits.test.labels),
+    "predictions": model.predict(splits.test.images, verbose=0).shape,
 }))
 """
 
@@ -66,4 +66,4 @@ def test_the_image_core_runs_on_jax_without_tensorflow():
     assert result["fit_epochs"] == 2
     assert result["fine_tune_epochs"] == 1 + 2  # the head on the frozen base, then 2 unfrozen
     assert result["features"][0] == 16 and result["features"][1] > 0
-    assert 0.0 <= result["accuracy"] <= 1.0
+    assert result["predictions"] == [8, 2]  # 4 test photos a class, one probability per class
