@@ -234,3 +234,53 @@ def test_sample_per_class_is_nested_and_names_the_smallest_class():
 def test_sample_per_class_refuses_bad_arguments(labels, per_class, match):
     with pytest.raises(ValueError, match=match):
         tlkit.sample_per_class(np.asarray(labels), per_class)
+
+
+# ------------------------------------------------------------------ area resizing, on every backend
+
+
+def test_resize_area_averages_whole_blocks_exactly():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 8, 6, 3)).astype(np.float32)
+    uneven = tlkit.data.resize_area(images, 3)  # 8x6 -> 3x3: not a whole factor in height
+    quarter = tlkit.data.resize_area(images[:, :8, :4], 2)  # 8x4 -> 2x2: 4x2 blocks
+    blocks = images[:, :8, :4].reshape(2, 2, 4, 2, 2, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(quarter, blocks, rtol=0, atol=1e-4)
+    assert uneven.shape == (2, 3, 3, 3) and uneven.dtype == np.float32
+    np.testing.assert_allclose(uneven.mean(axis=(1, 2)), images.mean(axis=(1, 2)), rtol=1e-5)  # mass kept
+
+
+def test_resize_area_keeps_a_constant_image_and_the_dtype():
+    flat = np.full((1, 10, 10, 3), 77, np.uint8)
+    for size in (3, 4, 10, 17):
+        resized = tlkit.data.resize_area(flat, size)
+        assert resized.dtype == np.uint8 and resized.shape == (1, size, size, 3)
+        assert (resized == 77).all()
+
+
+def test_resize_area_rounds_integers_to_even_as_keras_does():
+    def one_pixel(block):  # a 2x2 uint8 image, averaged to one pixel
+        return tlkit.data.resize_area(np.array(block, np.uint8).reshape(1, 2, 2, 1), 1)[0, 0, 0, 0]
+
+    assert one_pixel([[0, 0], [1, 2]]) == 1  # 0.75
+    assert one_pixel([[1, 1], [2, 2]]) == 2  # 1.5: ties to even
+    assert one_pixel([[0, 1], [0, 1]]) == 0  # 0.5: ties to even
+    assert one_pixel([[255, 255], [255, 254]]) == 255  # 254.75
+
+
+@pytest.mark.parametrize("old, new", [(128, 64), (96, 64), (28, 32), (64, 64)])
+def test_resize_area_matches_keras_area_on_tensorflow(old, new):
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip('interpolation="area" is TensorFlow\'s only')
+    images = np.random.default_rng(old + new).integers(0, 256, (3, old, old, 3)).astype(np.uint8)
+    expected = keras.ops.convert_to_numpy(keras.ops.image.resize(images, (new, new), interpolation="area"))
+    np.testing.assert_array_equal(tlkit.data.resize_area(images, new), expected)
+    floats = images.astype("float32")
+    as_float = keras.ops.convert_to_numpy(keras.ops.image.resize(floats, (new, new), interpolation="area"))
+    np.testing.assert_allclose(tlkit.data.resize_area(floats, new), as_float, rtol=0, atol=1e-3)
+
+
+def test_resize_area_names_a_wrong_shape():
+    with pytest.raises(ValueError, match="a batch"):
+        tlkit.data.resize_area(np.zeros((8, 8, 3)), 4)
