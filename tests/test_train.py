@@ -121,3 +121,55 @@ def test_one_head_ends_every_classifier(tiny_base):
     probes = probe_model([np.ones((4, 2))], 3, names=["early"])
     assert {"early_dropout", "early"} <= {layer.name for layer in probes.layers}
     assert probes.get_layer("early").dtype_policy.compute_dtype == "float32"
+
+
+def _small_classifier(seed: int) -> keras.Model:
+    tlkit.set_seed(seed)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.3)(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    tlkit.compile_model(model, 1e-2)
+    return model
+
+
+@pytest.mark.parametrize("built", [False, True])
+def test_building_before_tracing_trains_exactly_as_keras_alone(built):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 8, 8, 3)).astype("float32"), rng.integers(0, 3, 40)
+    plain = _small_classifier(seed=1)
+    tlkit.set_seed(2)
+    plain_history = plain.fit(x, y, epochs=2, batch_size=8, verbose=0).history
+    model = _small_classifier(seed=1)
+    traced = []
+    step = model.train_step
+    model.train_step = lambda data: traced.append(1) or step(data)  # counts the traces of the training step
+    if built:
+        tlkit.train.build_before_tracing(model)
+        assert model.optimizer.built
+    tlkit.set_seed(2)
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0).history
+    assert history == plain_history
+    for mine, theirs in zip(model.weights, plain.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
+    if keras.backend.backend() == "tensorflow":
+        # Keras alone creates the optimizer's and the metrics' variables inside the first trace, and
+        # TensorFlow traces a function that created variables again.
+        assert len(traced) == (1 if built else 2)
+
+
+def test_tlkit_fit_traces_the_training_step_once():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the second trace is TensorFlow's (a tf.function that created variables)")
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (16, 8, 8, 3)).astype("uint8"), rng.integers(0, 3, 16)
+    model = _small_classifier(seed=0)
+    traced = []
+    step = model.train_step
+    model.train_step = lambda data: traced.append(1) or step(data)
+    train = tlkit.to_tf(tlkit.from_arrays(images, labels, ["a", "b", "c"]), batch_size=8)
+    history = tlkit.fit(model, train, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert len(traced) == 1

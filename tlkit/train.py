@@ -134,6 +134,40 @@ def compile_model(
     )
 
 
+def build_before_tracing(model: keras.Model) -> None:
+    """Creates the optimizer's and the compiled metrics' variables now, not while `fit` traces its step.
+
+    Keras creates both inside the first trace of the training step, and a TensorFlow `tf.function`
+    that created variables is traced a second time: a new model's first `fit` then traces its step
+    twice, seconds per model on a CPU (`benchmarks/first_fit.py` measures it). Created here, eagerly,
+    as Keras creates them (the optimizer for `model.trainable_variables` as they are now, the metrics
+    from one output-shaped batch, then reset), the step is traced once and trains the same: the same
+    variables with the same start values. What is built already is left as it is; a model with several
+    outputs keeps Keras's lazy metrics. `tlkit.fit` calls it.
+
+    Args:
+        model: a compiled model, its `trainable` flags set as `fit` should train it.
+
+    Example:
+
+    ```python
+    tlkit.compile_model(model, 1e-3)
+    tlkit.train.build_before_tracing(model)
+    model.fit(x, y, epochs=3)  # the training step is traced once
+    ```
+    """
+    check_compiled(model, "before building its training state")
+    model.optimizer.build(model.trainable_variables)  # a no-op once built, as in Keras's own `fit`
+    outputs = getattr(model, "outputs", None)
+    if outputs is None or len(outputs) != 1:
+        return
+    y_pred = keras.ops.zeros((1, *outputs[0].shape[1:]), dtype="float32")
+    sparse = model.loss == "sparse_categorical_crossentropy"
+    y_true = keras.ops.zeros((1,), dtype="int32") if sparse else y_pred
+    model.compute_metrics(None, y_true, y_pred, None)
+    model.reset_metrics()  # as `fit` does before its first epoch
+
+
 class Snapshot:
     """The weights and optimizer state of a compiled model, to put back after trying something.
 
@@ -281,6 +315,7 @@ def fit(
         if state is not None:
             initial_epoch = state.epoch
     callbacks = training_callbacks(workdir, monitor, patience, state)
+    build_before_tracing(model)
     with batch_size_hint(batch_size):
         result = model.fit(
             train,
