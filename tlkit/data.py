@@ -425,9 +425,14 @@ def resize_area(images: np.ndarray, image_size: int) -> np.ndarray:
     if images.ndim != 4:
         raise invalid("images", f"an array of shape {images.shape}", "a batch (n, height, width, channels)")
     check_int("image_size", image_size, 1)
-    rows = _area_weights(images.shape[1], image_size)
-    columns = _area_weights(images.shape[2], image_size)
-    resized = np.einsum("ah,nhwc,bw->nabc", rows, images.astype(np.float64), columns, optimize=True)
+    n, height, width, channels = images.shape
+    if height % image_size == 0 and width % image_size == 0:  # whole blocks: their plain mean
+        block = (height // image_size, width // image_size)
+        blocks = images.reshape(n, image_size, block[0], image_size, block[1], channels)
+        resized = blocks.mean(axis=(2, 4), dtype=np.float64)
+    else:  # rows, then columns, each weighted by the share of every old pixel a new one covers
+        rows = np.matmul(_area_weights(height, image_size), images.reshape(n, height, -1).astype(np.float64))
+        resized = np.matmul(_area_weights(width, image_size), rows.reshape(n, image_size, width, channels))
     if np.issubdtype(images.dtype, np.integer):
         limits = np.iinfo(images.dtype)
         resized = np.clip(np.rint(resized), limits.min, limits.max)
