@@ -17,7 +17,7 @@ import numpy as np
 from tlkit.checks import check_features, check_labels
 from tlkit.errors import check_int, check_number, invalid
 from tlkit.model import classifier_head
-from tlkit.train import History, compile_model, history_from
+from tlkit.train import History, build_before_tracing, compile_model, history_from
 
 
 def probe_model(
@@ -107,6 +107,7 @@ def train_probes(
         raise invalid("names", names, "one distinct name per cut point, e.g. tlkit.block_ends(base)")
     model = probe_model(features, num_classes, names, dropout)
     compile_model(model, learning_rate, metrics=())
+    build_before_tracing(model)  # one trace of the training step, not two
     result = model.fit(
         features, [labels] * len(features), epochs=epochs, batch_size=batch_size, shuffle=True, verbose=verbose
     )

@@ -135,15 +135,17 @@ def compile_model(
 
 
 def build_before_tracing(model: keras.Model) -> None:
-    """Creates the optimizer's and the compiled metrics' variables now, not while `fit` traces its step.
+    """Creates the optimizer's and the compiled loss's and metrics' variables now, not while `fit` traces.
 
-    Keras creates both inside the first trace of the training step, and a TensorFlow `tf.function`
+    Keras creates them inside the first trace of the training step, and a TensorFlow `tf.function`
     that created variables is traced a second time: a new model's first `fit` then traces its step
-    twice, seconds per model on a CPU (`benchmarks/first_fit.py` measures it). Created here, eagerly,
-    as Keras creates them (the optimizer for `model.trainable_variables` as they are now, the metrics
-    from one output-shaped batch, then reset), the step is traced once and trains the same: the same
-    variables with the same start values. What is built already is left as it is; a model with several
-    outputs keeps Keras's lazy metrics. `tlkit.fit` calls it.
+    twice, seconds per model on a CPU (`benchmarks/benchmark_h_first_fit.py` measures it). Created
+    here, eagerly, as Keras creates them (the optimizer for `model.trainable_variables` as they are
+    now; the loss trackers and metrics from one batch of zeros shaped as the outputs, then reset, as
+    `fit` resets them), the step is traced once and trains the same: the same variables with the same
+    start values. What is built already is left as it is. A model whose loss is not given by name,
+    or whose outputs have a size unknown before data, keeps Keras's lazy build. On JAX and PyTorch,
+    whose `fit` traces once anyway, it does nothing. `tlkit.fit` calls it.
 
     Args:
         model: a compiled model, its `trainable` flags set as `fit` should train it.
@@ -157,13 +159,19 @@ def build_before_tracing(model: keras.Model) -> None:
     ```
     """
     check_compiled(model, "before building its training state")
-    model.optimizer.build(model.trainable_variables)  # a no-op once built, as in Keras's own `fit`
-    outputs = getattr(model, "outputs", None)
-    if outputs is None or len(outputs) != 1:
+    if keras.backend.backend() != "tensorflow":
         return
-    y_pred = keras.ops.zeros((1, *outputs[0].shape[1:]), dtype="float32")
-    sparse = model.loss == "sparse_categorical_crossentropy"
-    y_true = keras.ops.zeros((1,), dtype="int32") if sparse else y_pred
+    model.optimizer.build(model.trainable_variables)  # a no-op once built, as in Keras's own `fit`
+    outputs = getattr(model, "outputs", None) or []
+    shapes = [tuple(output.shape[1:]) for output in outputs]
+    if not isinstance(model.loss, str) or not shapes or any(None in shape for shape in shapes):
+        return
+    y_pred = [keras.ops.zeros((1, *shape), dtype="float32") for shape in shapes]
+    sparse = model.loss == "sparse_categorical_crossentropy"  # integer labels, one a row
+    y_true = [keras.ops.zeros((1,), dtype="int32") if sparse else zeros for zeros in y_pred]
+    if len(outputs) == 1:
+        y_true, y_pred = y_true[0], y_pred[0]
+    model.compute_loss(None, y_true, y_pred, None)  # several outputs: a loss tracker each
     model.compute_metrics(None, y_true, y_pred, None)
     model.reset_metrics()  # as `fit` does before its first epoch
 
