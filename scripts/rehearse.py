@@ -9,8 +9,11 @@ The full profile is what Colab runs: a GPU, mixed precision, ImageNet weights an
 runs on the CPU with no internet, each download answered locally in the form its real source delivers it:
 
 - the asset pack (Caltech-101, Fashion-MNIST, EuroSAT, GloVe, sentences) through `TLKIT_ASSETS_MIRROR`, from an
-  HTTP server on 127.0.0.1 that this script starts and stops, into an empty cache (`TLKIT_ASSETS` unset), so
-  each notebook fetches and hash-checks what it uses as a new user's first run does;
+  HTTP server on 127.0.0.1 that this script starts and stops (`TLKIT_ASSETS` unset). Lesson 00, where a new
+  user starts, runs in an empty cache of its own and fetches and hash-checks what it uses; every other
+  notebook reads one cache that this script fills from the mirror first (hash-checked too), as a user's
+  second lesson does. Every part's on-demand fetch is tested on its own (tests/test_assets.py);
+  `--fresh-caches` gives every notebook an empty cache of its own instead (slower: each fetches again);
 - Keras application weights (MobileNetV2's, and the classifiers with their top that lesson 00 asks for
   guesses) as files named as `keras.utils.get_file` caches them, in `$KERAS_HOME/models`: stand-ins with
   random weights, beside the real ImageNet class index, so a claim that needs ImageNet features is judged with
@@ -133,10 +136,31 @@ def parse_setting(text: str) -> tuple[str, object]:
         return name, value
 
 
-def rehearse_one(notebook: Path, work: Path, env: dict, presets: Path, out: Path, timeout: int, extra: dict) -> dict:
-    """Executes `notebook` with papermill in a kernel of its own and a fresh, empty asset cache."""
-    cache = work / "cache" / notebook.stem
-    cache.mkdir(parents=True)
+FIRST_RUN = "00_why_transfer_works"  # where a new user starts: always an empty cache of its own
+
+
+def fill_shared_cache(work: Path, mirror: str) -> Path:
+    """Fetches the whole pack from `mirror` into the cache the notebooks share; returns its XDG_CACHE_HOME."""
+    import tlkit.assets as assets
+
+    shared = work / "cache" / "shared"
+    assets.fetch(dest=shared / "tlkit" / "assets", mirror=mirror, progress=False)
+    return shared
+
+
+def rehearse_one(
+    notebook: Path, work: Path, env: dict, presets: Path, out: Path, timeout: int, extra: dict, shared=None
+) -> dict:
+    """Executes `notebook` with papermill in a kernel of its own.
+
+    Its asset cache is a fresh, empty one when `shared` is None or the notebook is lesson 00; otherwise
+    the shared cache that `shared` (a future) fills, once it is full.
+    """
+    if shared is None or notebook.stem == FIRST_RUN:
+        cache = work / "cache" / notebook.stem
+        cache.mkdir(parents=True)
+    else:
+        cache = shared.result()  # raises here if the fetch failed
     env = {**env, "XDG_CACHE_HOME": str(cache)}
     executed = out / notebook.parent.name / notebook.name
     executed.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", type=parse_setting, action="append", default=[], metavar="NAME=VALUE",
                         help="one more override for every notebook run, e.g. --set SEED=1 (repeatable)")  # fmt: skip
     parser.add_argument("--list", action="store_true", help="print what would run, and the overrides")
+    parser.add_argument("--fresh-caches", action="store_true",
+                        help="an empty asset cache per notebook, not one shared (each fetches again)")  # fmt: skip
     args = parser.parse_args(argv)
     chosen = select(args.notebooks)
     extra = dict(args.set)
@@ -205,9 +231,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     pack = pack_folder()
-    with tempfile.TemporaryDirectory(prefix="tlkit-rehearsal-") as tmp, serve(pack) as mirror:
+    with (
+        tempfile.TemporaryDirectory(prefix="tlkit-rehearsal-") as tmp,
+        serve(pack) as mirror,
+        ThreadPoolExecutor(1) as fetcher,
+    ):
         work = Path(tmp)
         start = time.perf_counter()
+        shared = None if args.fresh_caches else fetcher.submit(fill_shared_cache, work, mirror)
         weights = write_weight_stand_ins(work / "keras" / "models", pack)
         from rehearsal_presets import write_presets
 
@@ -225,8 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         args.out.mkdir(parents=True, exist_ok=True)
         run = functools.partial(
-            rehearse_one, work=work, env=env, presets=presets, out=args.out, timeout=args.timeout, extra=extra
-        )
+            rehearse_one, work=work, env=env, presets=presets, out=args.out, timeout=args.timeout, extra=extra,
+            shared=shared,
+        )  # fmt: skip
         results = []
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
             for result in pool.map(run, chosen):
