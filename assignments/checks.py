@@ -363,7 +363,7 @@ def check_recompiled(
 ) -> None:
     """`model` was compiled again (a new `optimizer`) at `expected_learning_rate`.
 
-    Keras reads `trainable` when the model is compiled: a model that was trained before, then
+    Keras fixes what trains at the first `fit` after a compile: a model that was trained before, then
     unfrozen and trained again without `compile`, keeps updating only its old trainable weights.
     """
     check_is_model(model, "the model")
@@ -707,7 +707,7 @@ def one_step(model: keras.Model, images: np.ndarray, labels: np.ndarray, eager: 
 
     Eagerly by default: no graph is traced for the model (seconds saved for every new model).
     A model that was trained, unfrozen and not compiled again then fails loudly (its optimizer
-    knows only the weights that were trainable at compile time) where a traced step would
+    knows only the weights that were trainable at its first `fit`) where a traced step would
     silently train the old weights only: both are the same mistake.
     """
     model.run_eagerly = eager
@@ -738,8 +738,8 @@ def check_one_step(
         if "Unknown variable" in str(error):
             raise AssertionError(
                 "One training step failed: the optimizer knows only the weights that were trainable when the model "
-                "was compiled. Was the model compiled again after changing `trainable`? Keras reads `trainable` at "
-                "compile time."
+                "was compiled. Was the model compiled again after changing `trainable`? A model that has trained "
+                "keeps its old trainable weights until it is compiled again."
             ) from error
         raise AssertionError(
             f"One training step on integer labels failed ({type(error).__name__}). Is the loss "
@@ -752,7 +752,7 @@ def check_one_step(
     )
     assert trainable and any(learned), (
         "One training step changed none of the base's trainable weights. Was the model compiled again after "
-        "changing `trainable`? Keras reads `trainable` at compile time."
+        "changing `trainable`? A model that has trained keeps its old trainable weights until it is compiled again."
     )
     assert not any(frozen_moved), "One training step changed weights that should be frozen."
     if statistics_move:

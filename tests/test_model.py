@@ -82,7 +82,7 @@ def _snapshot(model) -> dict[str, np.ndarray]:
 
 
 def _one_training_step(model, images, labels, learning_rate=1e-2):
-    tlkit.compile_model(model, learning_rate)  # recompile: Keras reads `trainable` at compile time
+    tlkit.compile_model(model, learning_rate)  # recompile: a trained model keeps its old trainable set until then
     model.run_eagerly = True  # one step: tracing a tf.function would cost more than it saves
     model.train_on_batch(images, labels)
 

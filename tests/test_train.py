@@ -207,3 +207,21 @@ def test_tlkit_fit_traces_the_training_step_once():
     history = tlkit.fit(model, train, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2
     assert len(traced) == 1
+
+
+def test_what_trains_is_fixed_at_the_first_fit_after_a_compile():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 4)).astype("float32"), rng.integers(0, 2, 16)
+    first, second = keras.layers.Dense(3, name="first"), keras.layers.Dense(2, activation="softmax", name="second")
+    model = keras.Sequential([keras.Input((4,)), first, second])
+    first.trainable = False
+    tlkit.compile_model(model, 1e-1)
+    first.trainable = True  # after compile, before the first fit: it trains
+    before = first.get_weights()[0].copy()
+    model.fit(x, y, epochs=1, verbose=0)
+    assert not np.array_equal(before, first.get_weights()[0])
+    if keras.backend.backend() == "tensorflow":  # the course's backend: its traced step is kept
+        first.trainable = False  # after a fit, without compiling again: no effect
+        before = first.get_weights()[0].copy()
+        model.fit(x, y, epochs=1, verbose=0)
+        assert not np.array_equal(before, first.get_weights()[0])

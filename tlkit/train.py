@@ -96,9 +96,9 @@ def compile_model(
     Every classifier of the course, heads and probes included, is compiled here. A model with
     several outputs (`tlkit.train_probes`) gets the same loss on each, summed.
 
-    Keras reads `trainable` when a model is compiled: after unfreezing layers, compile again
-    (with a lower learning rate to fine-tune), or `fit` keeps training only what was
-    trainable before.
+    Keras fixes what trains at the first `fit` after a compile: after unfreezing the layers of a
+    model that has trained, compile again (with a lower learning rate to fine-tune), or `fit`
+    keeps training only what was trainable before.
 
     Args:
         model: the model to compile.
@@ -143,7 +143,7 @@ def build_before_tracing(model: keras.Model) -> None:
     here, eagerly, as Keras creates them (the optimizer for `model.trainable_variables` as they are
     now; the loss trackers and metrics from one batch of zeros shaped as the outputs, then reset, as
     `fit` resets them), the step is traced once and trains the same: the same variables with the same
-    start values. What is built already is left as it is. A model whose loss is not given by name,
+    start values. An optimizer built already is kept as it is. A model whose loss is not given by name,
     or whose outputs have a size unknown before data, keeps Keras's lazy build. On JAX and PyTorch,
     whose `fit` traces once anyway, it does nothing. `tlkit.fit` calls it.
 
@@ -358,7 +358,8 @@ def fit_two_phase(
 
     `unfreeze(base)` chooses what learns in phase two (e.g.
     `lambda b: tlkit.unfreeze_top(b, 2, "mobilenet_0.25")`). The model is recompiled with
-    `fine_tune_learning_rate` in between: Keras reads `trainable` at compile time.
+    `fine_tune_learning_rate` in between: a model that has trained keeps training its old
+    trainable weights until it is compiled again.
     """
     check_int("head_epochs", head_epochs, 1)
     check_int("fine_tune_epochs", fine_tune_epochs, 1)
